@@ -1,0 +1,93 @@
+//! Where the data lives and how to open it: shared by every subcommand that touches the store.
+//!
+//! Settings come from, in order of precedence: command-line flags, `MARQUEE_*` environment
+//! variables (clap reads both), the `--config` TOML file, built-in defaults.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use marquee_core::{Service, ServiceConfig, marquee_store::Store};
+use serde::Deserialize;
+
+/// Options every store-using subcommand takes.
+#[derive(Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// Directory of the embedded database (created if missing).
+    #[arg(long, env = "MARQUEE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL instead of the embedded one: `postgres://user:pass@host/db` or `sqlite://PATH`.
+    #[arg(
+        long,
+        env = "MARQUEE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// TOML configuration file (see README: Configuration).
+    #[arg(long, env = "MARQUEE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "marquee-data";
+
+/// The configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    /// Largest request body, bytes.
+    pub body_limit_bytes: Option<usize>,
+    /// Tenant whose read-only recommend routes answer without a key.
+    pub public_tenant: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub service: Option<ServiceConfig>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+}
+
+impl StoreArgs {
+    /// The store these options point at, with the file configuration applied.
+    pub async fn open_store(&self, file: &FileConfig) -> anyhow::Result<Store> {
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone());
+        match url {
+            Some(url) => Store::open(&url).await.context("cannot open the database"),
+            None => {
+                let dir = self
+                    .data_dir
+                    .clone()
+                    .or_else(|| file.data_dir.clone())
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+                Store::open_data_dir(&dir)
+                    .await
+                    .with_context(|| format!("cannot open the database in {}", dir.display()))
+            }
+        }
+    }
+
+    /// The service on this store (loads every tenant's serving state).
+    pub async fn open_service(&self) -> anyhow::Result<(Arc<Service>, FileConfig)> {
+        let file = FileConfig::load(self.config.as_deref())?;
+        let store = self.open_store(&file).await?;
+        let service = Service::open(store, file.service.clone().unwrap_or_default()).await?;
+        Ok((service, file))
+    }
+}

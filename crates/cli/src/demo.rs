@@ -1,0 +1,37 @@
+//! The demo catalogue: MovieLens latest-small, shipped inside the binary (see
+//! `demo/ml-latest-small/README.txt` for its licence), loaded into tenant `demo`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use marquee_core::{Service, import};
+
+pub const TENANT: &str = "demo";
+
+const MOVIES: &[u8] = include_bytes!("../../../demo/ml-latest-small/movies.csv");
+const RATINGS: &[u8] = include_bytes!("../../../demo/ml-latest-small/ratings.csv");
+const TAGS: &[u8] = include_bytes!("../../../demo/ml-latest-small/tags.csv");
+const LINKS: &[u8] = include_bytes!("../../../demo/ml-latest-small/links.csv");
+
+/// Creates tenant `demo` and fills it with the demo catalogue, unless it already has items.
+pub async fn load(service: &Arc<Service>) -> anyhow::Result<()> {
+    let tenant = service.ensure_tenant(TENANT).await?;
+    if tenant.catalog.read().live_count() > 0 {
+        tracing::info!("demo tenant already loaded");
+        return Ok(());
+    }
+    let data = import::movielens_csv(MOVIES, RATINGS, Some(TAGS), Some(LINKS))
+        .context("the embedded demo catalogue is unreadable")?;
+    let started = std::time::Instant::now();
+    let (items, events) = (data.items.len(), data.feedback.len());
+    service
+        .import(&tenant, data.items, data.feedback, &|_| {})
+        .await?;
+    tracing::info!(
+        items,
+        events,
+        ms = started.elapsed().as_millis() as u64,
+        "loaded the demo catalogue"
+    );
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `marquee`: one binary for the server and for the operator's offline work.
+
+mod admin;
+mod config;
+mod demo;
+mod eval;
+mod import;
+mod serve;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "marquee",
+    version,
+    about = "Marquee: self-hosted recommendations (and, later, models) as a service for entertainment apps",
+    long_about = "Marquee stores a tenant's catalogue, users and feedback, trains recommendation models \
+                  from them and serves recommendations over an HTTP API under API keys.\n\n\
+                  Start with `marquee serve --demo` for a server preloaded with the MovieLens demo catalogue.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(serve::ServeArgs),
+    /// Load a dataset (MovieLens, or a CSV/TSV interaction log) into a tenant.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Train a new recommendation model version for a tenant and print its report.
+    Train(train::TrainArgs),
+    /// Evaluate recommendation algorithms offline on a ratings file (train/test split, nDCG, …).
+    Eval(eval::EvalArgs),
+    /// Create and list tenants (works on the data directory, with or without a running server).
+    #[command(subcommand)]
+    Tenants(admin::TenantsCommand),
+    /// Create, list and revoke API keys (works on the data directory, with or without a running server).
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Import(cmd) => import::run(cmd).await,
+            Command::Train(args) => train::run(args).await,
+            Command::Eval(args) => return eval::run(args),
+            Command::Tenants(cmd) => admin::tenants(cmd).await,
+            Command::Keys(cmd) => admin::keys(cmd).await,
+        }
+        .map(|()| ExitCode::SUCCESS)
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

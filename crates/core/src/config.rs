@@ -1,0 +1,50 @@
+//! Settings of the service layer (the server's own settings live in the server crate).
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Feedback types that mean "not interested": they hide the item from the user's
+    /// recommendations but do not count as interest when training.
+    pub negative_feedback_types: Vec<String>,
+    /// With a value, `rating` events below it count as negative.
+    pub rating_threshold: Option<f64>,
+    /// Most events (or items, or users) accepted in one write request.
+    pub max_batch: usize,
+    /// Retrain once this many new feedback events have arrived…
+    pub retrain_min_new_events: u64,
+    /// …and they are at least this fraction of all events.
+    pub retrain_min_new_fraction: f64,
+    /// How often (seconds) to look for tenants to retrain and for changes made by other
+    /// processes (keys, imports).
+    pub poll_interval_secs: f64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            negative_feedback_types: ["dislike", "skip", "hide", "not_interested"]
+                .map(String::from)
+                .to_vec(),
+            rating_threshold: None,
+            max_batch: 10_000,
+            retrain_min_new_events: 1_000,
+            retrain_min_new_fraction: 0.05,
+            poll_interval_secs: 2.0,
+        }
+    }
+}
+
+impl ServiceConfig {
+    /// Whether an event expresses interest (true) or rejection (false).
+    pub fn is_positive(&self, kind: &str, value: Option<f64>) -> bool {
+        if self.negative_feedback_types.iter().any(|t| t == kind) {
+            return false;
+        }
+        match (kind, value, self.rating_threshold) {
+            ("rating", Some(v), Some(threshold)) => v >= threshold,
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Marquee's service layer.
+//!
+//! [`Service`] is what the HTTP server and the CLI call: it owns the store, the key ring and the
+//! in-memory serving state of every tenant, applies writes (store first, then memory), answers
+//! recommendation queries from memory, and trains models in the background. It knows nothing
+//! of HTTP — routes parse, call one method here, and serialize.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod import;
+mod recommend;
+pub mod state;
+mod training;
+pub mod types;
+mod writes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use marquee_platform::{Capability, GeneratedKey, KeyKind};
+use marquee_store::{Store, Tenant};
+use parking_lot::RwLock;
+use tokio::sync::Semaphore;
+
+pub use auth::{Access, Caller};
+pub use config::ServiceConfig;
+pub use error::ServiceError;
+pub use marquee_store;
+pub use recsys::AlgorithmConfig;
+pub use state::TenantState;
+pub use types::*;
+
+/// Result of making sure an operator admin key exists at start-up.
+#[derive(Debug)]
+pub enum AdminKeySetup {
+    /// `MARQUEE_ADMIN_KEY` was given and is registered.
+    FromEnvironment,
+    /// An operator key already existed; nothing to show.
+    Existing,
+    /// A new key was generated: show it once.
+    Generated(String),
+}
+
+pub struct Service {
+    store: Store,
+    config: ServiceConfig,
+    keys: auth::KeyRing,
+    tenants: RwLock<HashMap<i64, Arc<TenantState>>>,
+    /// A tenant whose read-only recommend routes answer without a key.
+    public_tenant: RwLock<Option<String>>,
+    /// Training is CPU-bound; one at a time leaves cores for serving.
+    training_slots: Arc<Semaphore>,
+}
+
+impl Service {
+    /// Opens the service on a store: loads keys and every tenant's serving state.
+    pub async fn open(store: Store, config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
+        let service = Arc::new(Service {
+            store,
+            config,
+            keys: auth::KeyRing::default(),
+            tenants: RwLock::default(),
+            public_tenant: RwLock::default(),
+            training_slots: Arc::new(Semaphore::new(1)),
+        });
+        service.keys.refresh(&service.store).await?;
+        for tenant in service.store.list_tenants().await? {
+            service.load_tenant(&tenant).await?;
+        }
+        Ok(service)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
+    }
+
+    /// Publishes (or with `None`, unpublishes) a tenant's read-only recommend routes to callers
+    /// without a key.
+    pub fn set_public_tenant(&self, name: Option<String>) {
+        *self.public_tenant.write() = name;
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Tenants
+
+    async fn load_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantState>, ServiceError> {
+        let state = Arc::new(TenantState::new(
+            tenant.id,
+            tenant.name.clone(),
+            tenant.generation,
+        ));
+        writes::load_state(&self.store, &self.config, &state).await?;
+        self.tenants.write().insert(tenant.id, state.clone());
+        Ok(state)
+    }
+
+    pub fn tenant(&self, id: i64) -> Option<Arc<TenantState>> {
+        self.tenants.read().get(&id).cloned()
+    }
+
+    pub fn tenant_by_name(&self, name: &str) -> Option<Arc<TenantState>> {
+        self.tenants
+            .read()
+            .values()
+            .find(|t| t.name == name)
+            .cloned()
+    }
+
+    pub fn tenants(&self) -> Vec<Arc<TenantState>> {
+        let mut all: Vec<_> = self.tenants.read().values().cloned().collect();
+        all.sort_by_key(|t| t.id);
+        all
+    }
+
+    pub async fn create_tenant(&self, name: &str) -> Result<TenantInfo, ServiceError> {
+        let tenant = admin::create_tenant(&self.store, name).await?;
+        self.load_tenant(&tenant).await?;
+        Ok(TenantInfo {
+            name: tenant.name,
+            created_at: Timestamp(tenant.created_at),
+        })
+    }
+
+    /// The tenant named `name`, created if missing (for imports and the demo).
+    pub async fn ensure_tenant(&self, name: &str) -> Result<Arc<TenantState>, ServiceError> {
+        if let Some(t) = self.tenant_by_name(name) {
+            return Ok(t);
+        }
+        let tenant = admin::ensure_tenant(&self.store, name).await?;
+        self.load_tenant(&tenant).await
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<TenantInfo>, ServiceError> {
+        admin::list_tenants(&self.store).await
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Keys
+
+    /// Resolves the secret presented with a request. `None` (no key given) resolves to the
+    /// published tenant, if there is one, for read-only recommend routes.
+    pub async fn authenticate(&self, secret: Option<&str>) -> Result<Caller, ServiceError> {
+        let Some(secret) = secret else {
+            let public = self.public_tenant.read().clone();
+            let tenant = public.and_then(|name| self.tenant_by_name(&name));
+            return match tenant {
+                Some(t) => Ok(Caller {
+                    access: Access::Public,
+                    tenant: Some(t),
+                }),
+                None => Err(ServiceError::Unauthorized),
+            };
+        };
+        let key = self
+            .keys
+            .authenticate(&self.store, secret)
+            .await
+            .ok_or(ServiceError::Unauthorized)?;
+        let tenant = match key.tenant_id {
+            Some(id) => Some(match self.tenant(id) {
+                Some(t) => t,
+                // Created by another process since our last poll.
+                None => {
+                    let row = self
+                        .store
+                        .tenant_by_id(id)
+                        .await?
+                        .ok_or(ServiceError::Unauthorized)?;
+                    self.load_tenant(&row).await?
+                }
+            }),
+            None => None,
+        };
+        Ok(Caller {
+            access: Access::Key {
+                id: key.id.clone(),
+                kind: key.kind,
+            },
+            tenant,
+        })
+    }
+
+    /// Creates a key. `tenant` is required except for operator admin keys.
+    pub async fn create_key(
+        &self,
+        tenant: Option<&str>,
+        kind: KeyKind,
+        name: Option<String>,
+    ) -> Result<CreatedKey, ServiceError> {
+        let (created, row) = admin::create_key(&self.store, tenant, kind, name).await?;
+        self.keys.insert(&row);
+        Ok(created)
+    }
+
+    /// Makes sure the operator can get in: registers `MARQUEE_ADMIN_KEY` if given, otherwise
+    /// generates an operator key the first time (and only then).
+    pub async fn ensure_admin_key(
+        &self,
+        from_env: Option<&str>,
+    ) -> Result<AdminKeySetup, ServiceError> {
+        if let Some(secret) = from_env {
+            if !marquee_platform::looks_like_key(secret) {
+                return Err(ServiceError::invalid(
+                    "MARQUEE_ADMIN_KEY",
+                    "must be 16-256 printable ASCII characters without spaces",
+                ));
+            }
+            let hash = marquee_platform::hash_secret(secret);
+            match self.store.api_key_by_hash(&hash).await? {
+                Some(row) if row.revoked_at.is_none() && row.tenant_id.is_none() => {}
+                Some(_) => {
+                    return Err(ServiceError::Conflict(
+                        "MARQUEE_ADMIN_KEY matches a revoked or tenant key".into(),
+                    ));
+                }
+                None => {
+                    let generated = GeneratedKey::from_secret(secret);
+                    let row = admin::insert_key(
+                        &self.store,
+                        &generated,
+                        None,
+                        KeyKind::Admin,
+                        Some("MARQUEE_ADMIN_KEY".into()),
+                    )
+                    .await?;
+                    self.keys.insert(&row);
+                }
+            }
+            return Ok(AdminKeySetup::FromEnvironment);
+        }
+        let existing = self.store.list_api_keys(None).await?;
+        if existing.iter().any(|k| k.revoked_at.is_none()) {
+            return Ok(AdminKeySetup::Existing);
+        }
+        let generated = GeneratedKey::new(KeyKind::Admin);
+        let row = admin::insert_key(
+            &self.store,
+            &generated,
+            None,
+            KeyKind::Admin,
+            Some("generated at first start".into()),
+        )
+        .await?;
+        self.keys.insert(&row);
+        Ok(AdminKeySetup::Generated(generated.secret))
+    }
+
+    pub async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyInfo>, ServiceError> {
+        admin::list_keys(&self.store, tenant).await
+    }
+
+    /// Revokes a key the caller may manage: the operator any key, a tenant admin its tenant's.
+    pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<(), ServiceError> {
+        let row = self
+            .store
+            .api_key_by_id(key_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("key", key_id))?;
+        let allowed = caller.is_operator()
+            || (caller.allows(Capability::ManageKeys)
+                && caller.tenant.as_ref().map(|t| t.id) == row.tenant_id
+                && row.tenant_id.is_some());
+        if !allowed {
+            return Err(ServiceError::not_found("key", key_id));
+        }
+        admin::revoke_key(&self.store, key_id).await?;
+        self.keys.remove_id(key_id);
+        Ok(())
+    }
+
+    /// Whether `caller` may manage the keys of tenant `name`.
+    pub fn may_manage_tenant(&self, caller: &Caller, name: &str) -> bool {
+        caller.is_operator()
+            || (caller.allows(Capability::ManageKeys)
+                && caller.tenant.as_ref().is_some_and(|t| t.name == name))
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Background work
+
+    /// Picks up changes made by other processes (keys, tenants, imports), records key use,
+    /// and retrains tenants that have enough new feedback. Runs until the process ends.
+    pub async fn run_background(self: Arc<Self>) {
+        let interval = Duration::from_secs_f64(self.config.poll_interval_secs.max(0.1));
+        loop {
+            if let Err(e) = self.poll_once().await {
+                tracing::warn!(error = %e, "background poll failed");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    async fn poll_once(self: &Arc<Self>) -> Result<(), ServiceError> {
+        self.keys.refresh(&self.store).await?;
+        let used = self.keys.take_used();
+        if !used.is_empty() {
+            self.store
+                .touch_api_keys(&used, marquee_store::now_ms())
+                .await?;
+        }
+        for tenant in self.store.list_tenants().await? {
+            let current = self.tenant(tenant.id);
+            let stale = current
+                .as_ref()
+                .is_none_or(|t| t.generation.load(Ordering::Acquire) != tenant.generation as u64);
+            if stale {
+                tracing::info!(tenant = %tenant.name, "loading tenant data changed by another process");
+                let state = self.load_tenant(&tenant).await?;
+                state.model.store(None);
+            }
+        }
+        for tenant in self.tenants() {
+            if self.needs_training(&tenant) {
+                self.spawn_training(tenant);
+            }
+        }
+        Ok(())
+    }
+
+    /// Store reachable, and every tenant with feedback has a model (or its training failed,
+    /// which `/readyz` reports).
+    pub async fn readiness(&self) -> Readiness {
+        let store_ok = self.store.ping().await.is_ok();
+        let tenants = self
+            .tenants()
+            .iter()
+            .map(|t| {
+                let model = t.model.load();
+                let has_data = t.users.read().event_count() > 0;
+                TenantReadiness {
+                    tenant: t.name.clone(),
+                    model_version: model.as_ref().map(|m| m.info.version),
+                    training: t.training.load(Ordering::Acquire),
+                    waiting_for_model: has_data && model.is_none(),
+                    last_error: t.training_state.lock().last_error.clone(),
+                }
+            })
+            .collect::<Vec<_>>();
+        let ready = store_ok
+            && tenants
+                .iter()
+                .all(|t| !t.waiting_for_model || (t.last_error.is_some() && !t.training));
+        Readiness {
+            ready,
+            store: store_ok,
+            tenants,
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TenantReadiness {
+    pub tenant: String,
+    pub model_version: Option<i64>,
+    pub training: bool,
+    pub waiting_for_model: bool,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: bool,
+    pub tenants: Vec<TenantReadiness>,
+}

@@ -1,0 +1,241 @@
+//! The in-memory serving state of one tenant.
+//!
+//! Recommending reads the catalogue, the user's history and the trained model on every request;
+//! going to the database for them would put a round trip in the hot path. So each tenant keeps
+//! them in memory, written *after* the store commits (the store stays the source of truth and
+//! rebuilds this state at start).
+//!
+//! Items and users get dense indices that never move: a deleted item keeps its slot (marked
+//! deleted) so the indices a trained model uses stay valid until the next training. Reads take
+//! short `parking_lot` locks and never hold them across an `.await`; writes are serialized per
+//! tenant by `write_lock` so memory applies them in the order the store committed them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use arc_swap::ArcSwapOption;
+use parking_lot::{Mutex, RwLock};
+use recsys::Model;
+
+use crate::types::{Item, ModelVersionInfo};
+
+/// What the recommend path needs of an item.
+#[derive(Clone, Debug)]
+pub struct ItemEntry {
+    pub id: Arc<str>,
+    pub title: Option<Arc<str>>,
+    pub categories: Arc<[String]>,
+    /// Lower-cased categories, for case-insensitive filters.
+    pub categories_lower: Arc<[String]>,
+    pub hidden: bool,
+    pub deleted: bool,
+    pub available_from: Option<i64>,
+    pub available_until: Option<i64>,
+}
+
+impl ItemEntry {
+    pub fn from_item(item: &Item) -> Self {
+        ItemEntry {
+            id: Arc::from(item.id.as_str()),
+            title: item.title.as_deref().map(Arc::from),
+            categories: Arc::from(item.categories.clone()),
+            categories_lower: item.categories.iter().map(|c| c.to_lowercase()).collect(),
+            hidden: item.hidden,
+            deleted: false,
+            available_from: item.available_from.map(|t| t.0),
+            available_until: item.available_until.map(|t| t.0),
+        }
+    }
+
+    /// Whether the item may be shown to anyone at `now_ms`.
+    pub fn servable(&self, now_ms: i64) -> bool {
+        !self.deleted
+            && !self.hidden
+            && self.available_from.is_none_or(|t| t <= now_ms)
+            && self.available_until.is_none_or(|t| now_ms < t)
+    }
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    pub items: Vec<ItemEntry>,
+    pub index: HashMap<Arc<str>, u32>,
+}
+
+impl Catalog {
+    /// Index of a live (not deleted) item.
+    pub fn live_index(&self, id: &str) -> Option<u32> {
+        self.index
+            .get(id)
+            .copied()
+            .filter(|&i| !self.items[i as usize].deleted)
+    }
+
+    /// Inserts or replaces, reusing the slot of an earlier item with the same id.
+    pub fn upsert(&mut self, entry: ItemEntry) -> u32 {
+        match self.index.get(&*entry.id) {
+            Some(&i) => {
+                self.items[i as usize] = entry;
+                i
+            }
+            None => {
+                let i = self.items.len() as u32;
+                self.index.insert(entry.id.clone(), i);
+                self.items.push(entry);
+                i
+            }
+        }
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.items.iter().filter(|e| !e.deleted).count()
+    }
+}
+
+/// One feedback event as kept in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub item: u32,
+    pub kind: u16,
+    pub positive: bool,
+    pub timestamp: i64,
+}
+
+#[derive(Default)]
+pub struct UserEntry {
+    pub id: Arc<str>,
+    pub deleted: bool,
+    /// At most one event per (item, kind), like the store.
+    pub events: Vec<Event>,
+}
+
+impl UserEntry {
+    /// Items with positive feedback, each once, weight 1 (what the models are trained on).
+    pub fn positive_history(&self) -> Vec<(u32, f32)> {
+        let mut items: Vec<u32> = self
+            .events
+            .iter()
+            .filter(|e| e.positive)
+            .map(|e| e.item)
+            .collect();
+        items.sort_unstable();
+        items.dedup();
+        items.into_iter().map(|i| (i, 1.0)).collect()
+    }
+
+    /// Every item with any feedback (positive or not): what "exclude seen" removes.
+    pub fn seen(&self) -> Vec<u32> {
+        let mut items: Vec<u32> = self.events.iter().map(|e| e.item).collect();
+        items.sort_unstable();
+        items.dedup();
+        items
+    }
+
+    /// Records an event, replacing an earlier one with the same item and kind.
+    pub fn record(&mut self, event: Event) {
+        match self
+            .events
+            .iter_mut()
+            .find(|e| e.item == event.item && e.kind == event.kind)
+        {
+            Some(existing) => *existing = event,
+            None => self.events.push(event),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Users {
+    pub users: Vec<UserEntry>,
+    pub index: HashMap<Arc<str>, u32>,
+    /// Interned feedback types.
+    pub kinds: Vec<String>,
+}
+
+impl Users {
+    pub fn live_index(&self, id: &str) -> Option<u32> {
+        self.index
+            .get(id)
+            .copied()
+            .filter(|&u| !self.users[u as usize].deleted)
+    }
+
+    /// Index of a user, creating (or reviving) the entry.
+    pub fn ensure(&mut self, id: &str) -> u32 {
+        if let Some(&u) = self.index.get(id) {
+            self.users[u as usize].deleted = false;
+            return u;
+        }
+        let u = self.users.len() as u32;
+        let id: Arc<str> = Arc::from(id);
+        self.index.insert(id.clone(), u);
+        self.users.push(UserEntry {
+            id,
+            deleted: false,
+            events: Vec::new(),
+        });
+        u
+    }
+
+    pub fn kind_id(&mut self, kind: &str) -> u16 {
+        match self.kinds.iter().position(|k| k == kind) {
+            Some(i) => i as u16,
+            None => {
+                self.kinds.push(kind.to_string());
+                (self.kinds.len() - 1) as u16
+            }
+        }
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.users.iter().filter(|u| !u.deleted).count()
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.users.iter().map(|u| u.events.len()).sum()
+    }
+}
+
+/// A trained model as served: immutable, swapped atomically when a new version is ready.
+pub struct ServingModel {
+    pub model: Model,
+    pub info: ModelVersionInfo,
+}
+
+#[derive(Default)]
+pub struct TrainingState {
+    pub last_error: Option<String>,
+}
+
+pub struct TenantState {
+    pub id: i64,
+    pub name: String,
+    pub catalog: RwLock<Catalog>,
+    pub users: RwLock<Users>,
+    pub model: ArcSwapOption<ServingModel>,
+    /// Serializes writes: store commit, then memory update, in one order.
+    pub write_lock: tokio::sync::Mutex<()>,
+    pub events_since_training: AtomicU64,
+    pub training: AtomicBool,
+    pub training_state: Mutex<TrainingState>,
+    /// The store's generation this state was loaded at (see `Store::bump_generation`).
+    pub generation: AtomicU64,
+}
+
+impl TenantState {
+    pub fn new(id: i64, name: String, generation: i64) -> Self {
+        TenantState {
+            id,
+            name,
+            catalog: RwLock::default(),
+            users: RwLock::default(),
+            model: ArcSwapOption::empty(),
+            write_lock: tokio::sync::Mutex::new(()),
+            events_since_training: AtomicU64::new(0),
+            training: AtomicBool::new(false),
+            training_state: Mutex::default(),
+            generation: AtomicU64::new(generation as u64),
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Background training: snapshot a tenant's interactions, train off the async runtime, record
+//! the version, swap it in atomically. Requests keep being served by the previous model until
+//! the swap; nothing waits on training.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use marquee_store::NewModelVersion;
+use recsys::{AlgorithmConfig, Interactions};
+
+use crate::Service;
+use crate::error::ServiceError;
+use crate::state::{ServingModel, TenantState};
+use crate::types::{ModelVersionInfo, Timestamp, TrainingStatus};
+
+/// Clears the tenant's `training` flag when training ends, however it ends.
+struct TrainingGuard(Arc<TenantState>);
+
+impl Drop for TrainingGuard {
+    fn drop(&mut self) {
+        self.0.training.store(false, Ordering::Release);
+    }
+}
+
+/// The tenant's positive interactions as a training matrix. Item indices are the catalogue's,
+/// so the model scores catalogue items directly; users without positive feedback are left out.
+fn snapshot(tenant: &TenantState) -> (Interactions, usize) {
+    let n_items = tenant.catalog.read().items.len();
+    let users = tenant.users.read();
+    let mut triples = Vec::with_capacity(users.event_count());
+    let mut n_users = 0u32;
+    for user in users.users.iter().filter(|u| !u.deleted) {
+        let before = triples.len();
+        for e in user.events.iter().filter(|e| e.positive) {
+            triples.push((n_users, e.item, 1.0f32, e.timestamp / 1000));
+        }
+        if triples.len() > before {
+            n_users += 1;
+        }
+    }
+    (
+        Interactions::from_triples(n_users as usize, n_items, triples),
+        n_users as usize,
+    )
+}
+
+impl Service {
+    /// Whether `tenant` has feedback and no model, or enough new feedback since its model.
+    pub(crate) fn needs_training(&self, tenant: &TenantState) -> bool {
+        if tenant.training.load(Ordering::Acquire) {
+            return false;
+        }
+        let new = tenant.events_since_training.load(Ordering::Acquire);
+        let model = tenant.model.load();
+        match model.as_ref() {
+            None => {
+                // Don't retry a failed training until something changed.
+                let failed = tenant.training_state.lock().last_error.is_some();
+                tenant.users.read().event_count() > 0 && (!failed || new > 0)
+            }
+            Some(m) => {
+                let total = m.info.interactions.max(1) as f64;
+                new >= self.config.retrain_min_new_events
+                    && new as f64 >= self.config.retrain_min_new_fraction * total
+            }
+        }
+    }
+
+    /// Starts training `tenant` in the background unless it is already training.
+    pub(crate) fn spawn_training(self: &Arc<Self>, tenant: Arc<TenantState>) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = service.train(&tenant, None).await {
+                tracing::warn!(tenant = %tenant.name, error = %e, "training failed");
+            }
+        });
+    }
+
+    /// Trains a new model for `tenant` now (with `config`, or the automatic choice) and swaps
+    /// it in. Returns `Ok(None)` when the tenant is already training.
+    pub async fn train(
+        &self,
+        tenant: &Arc<TenantState>,
+        config: Option<AlgorithmConfig>,
+    ) -> Result<Option<ModelVersionInfo>, ServiceError> {
+        if tenant.training.swap(true, Ordering::AcqRel) {
+            return Ok(None);
+        }
+        let _guard = TrainingGuard(tenant.clone());
+        let _slot = self
+            .training_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        let events_at_start = tenant.events_since_training.load(Ordering::Acquire);
+        let (data, n_users) = snapshot(tenant);
+        let config = config.unwrap_or_else(|| AlgorithmConfig::default_for(&data));
+        let started = Instant::now();
+        tracing::info!(tenant = %tenant.name, users = n_users, items = data.n_items(), interactions = data.nnz(), algorithm = config.name(), "training");
+        let trained = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || {
+                let model = recsys::train(&config, &data);
+                (model, data.nnz(), data.n_items())
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("training task: {e}")))?
+        };
+        let (model, interactions, n_items) = trained;
+        let model = match model {
+            Ok(m) => m,
+            Err(e) => {
+                tenant.training_state.lock().last_error = Some(e.to_string());
+                return Err(ServiceError::Internal(format!("training failed: {e}")));
+            }
+        };
+        let train_ms = started.elapsed().as_millis() as i64;
+        let algorithm = serde_json::to_value(&config).unwrap_or_default();
+        let trained_at = marquee_store::now_ms();
+        let version = self
+            .store
+            .record_model_version(
+                tenant.id,
+                &NewModelVersion {
+                    algorithm: algorithm.clone(),
+                    trained_at,
+                    users: n_users as i64,
+                    items: n_items as i64,
+                    interactions: interactions as i64,
+                    train_ms,
+                },
+            )
+            .await?;
+        let info = ModelVersionInfo {
+            version,
+            algorithm,
+            trained_at: Timestamp(trained_at),
+            users: n_users as i64,
+            items: n_items as i64,
+            interactions: interactions as i64,
+            train_ms,
+        };
+        tenant.model.store(Some(Arc::new(ServingModel {
+            model,
+            info: info.clone(),
+        })));
+        tenant
+            .events_since_training
+            .fetch_sub(events_at_start, Ordering::AcqRel);
+        tenant.training_state.lock().last_error = None;
+        tracing::info!(tenant = %tenant.name, version, train_ms, "model swapped in");
+        Ok(Some(info))
+    }
+
+    pub async fn training_status(
+        &self,
+        tenant: &TenantState,
+    ) -> Result<TrainingStatus, ServiceError> {
+        let versions = self.store.model_versions(tenant.id, 20).await?;
+        let last_error = tenant.training_state.lock().last_error.clone();
+        let training = tenant.training.load(Ordering::Acquire);
+        Ok(TrainingStatus {
+            state: if training {
+                "training"
+            } else if last_error.is_some() {
+                "failed"
+            } else {
+                "idle"
+            },
+            current: tenant.model.load().as_ref().map(|m| m.info.clone()),
+            last_error,
+            events_since_training: tenant.events_since_training.load(Ordering::Acquire),
+            versions: versions
+                .into_iter()
+                .map(|v| ModelVersionInfo {
+                    version: v.version,
+                    algorithm: v.algorithm,
+                    trained_at: Timestamp(v.trained_at),
+                    users: v.users,
+                    items: v.items,
+                    interactions: v.interactions,
+                    train_ms: v.train_ms,
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! Sparse item-item cosine neighbours from co-occurrence counts, and time-decayed popularity.
+//!
+//! Co-occurrences are counted item by item (rayon over items) by walking, for each user of the
+//! item, that user's other items into a dense per-thread accumulator. Work is Σ_u n_u², memory is
+//! one n_items accumulator per thread plus the kept neighbours — never a dense n×n matrix.
+
+use rayon::prelude::*;
+
+use crate::Interactions;
+use crate::interactions::ItemMajor;
+
+/// Row-sparse matrix: for row i, `(col, value)` pairs sorted by value descending (then col).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SparseRows {
+    indptr: Vec<usize>,
+    cols: Vec<u32>,
+    vals: Vec<f32>,
+}
+
+impl SparseRows {
+    pub fn row(&self, i: usize) -> (&[u32], &[f32]) {
+        if i + 1 >= self.indptr.len() {
+            return (&[], &[]);
+        }
+        let r = self.indptr[i]..self.indptr[i + 1];
+        (&self.cols[r.clone()], &self.vals[r])
+    }
+
+    /// Value at (i, j), 0 when not stored. Linear in the row length.
+    pub fn get(&self, i: usize, j: u32) -> f32 {
+        let (c, v) = self.row(i);
+        c.iter().position(|&x| x == j).map_or(0.0, |p| v[p])
+    }
+
+    fn from_rows(rows: Vec<Vec<(u32, f32)>>) -> Self {
+        let nnz = rows.iter().map(Vec::len).sum();
+        let mut out = SparseRows {
+            indptr: Vec::with_capacity(rows.len() + 1),
+            cols: Vec::with_capacity(nnz),
+            vals: Vec::with_capacity(nnz),
+        };
+        out.indptr.push(0);
+        for r in rows {
+            for (c, v) in r {
+                out.cols.push(c);
+                out.vals.push(v);
+            }
+            out.indptr.push(out.cols.len());
+        }
+        out
+    }
+}
+
+/// For every item, its `top_n` most cosine-similar other items on binary co-occurrence,
+/// `co(i,j) / (sqrt(n_i n_j) + shrinkage)`; only pairs that co-occur at least once are kept.
+pub(crate) fn cosine_neighbours(
+    data: &Interactions,
+    by_item: &ItemMajor,
+    top_n: usize,
+    shrinkage: f32,
+) -> SparseRows {
+    let n = data.n_items();
+    let counts: Vec<f32> = (0..n).map(|i| by_item.users(i).len() as f32).collect();
+    let rows: Vec<Vec<(u32, f32)>> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (vec![0f32; n], Vec::<u32>::new()),
+            |(acc, touched), i| {
+                for &u in by_item.users(i) {
+                    for &j in data.user_items(u) {
+                        if j as usize != i {
+                            let a = &mut acc[j as usize];
+                            if *a == 0.0 {
+                                touched.push(j);
+                            }
+                            *a += 1.0;
+                        }
+                    }
+                }
+                let ci = counts[i];
+                let mut row: Vec<(u32, f32)> = touched
+                    .drain(..)
+                    .map(|j| {
+                        let co = std::mem::take(&mut acc[j as usize]);
+                        (j, co / ((ci * counts[j as usize]).sqrt() + shrinkage))
+                    })
+                    .collect();
+                let by_rank =
+                    |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+                if row.len() > top_n {
+                    row.select_nth_unstable_by(top_n, by_rank);
+                    row.truncate(top_n);
+                }
+                row.sort_unstable_by(by_rank);
+                row
+            },
+        )
+        .collect();
+    SparseRows::from_rows(rows)
+}
+
+/// Time-decayed interaction counts per item; `half_life_days <= 0` (or infinite) means plain counts.
+pub(crate) fn popularity(data: &Interactions, half_life_days: f32) -> Vec<f32> {
+    let mut pop = vec![0f64; data.n_items()];
+    let newest = data.max_timestamp().unwrap_or(0);
+    let decay = half_life_days > 0.0 && half_life_days.is_finite();
+    let rate = if decay {
+        std::f64::consts::LN_2 / (half_life_days as f64 * 86_400.0)
+    } else {
+        0.0
+    };
+    for (_, i, _, ts) in data.iter() {
+        let age = (newest - ts).max(0) as f64;
+        pop[i as usize] += if decay { (-rate * age).exp() } else { 1.0 };
+    }
+    pop.into_iter().map(|p| p as f32).collect()
+}

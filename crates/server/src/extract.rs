@@ -1,0 +1,200 @@
+//! Request extractors whose failures are JSON errors that name the offending field.
+//!
+//! axum's own extractors answer bad input with plain-text bodies and status codes that do not
+//! tell a syntax error (400) from a well-formed body with wrong content (422); these do.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use marquee_core::{Caller, Service};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Describes a serde error with the path of the field it concerns.
+fn describe<E: std::fmt::Display>(err: &serde_path_to_error::Error<E>) -> String {
+    let path = err.path().to_string();
+    if path == "." || path.is_empty() {
+        err.inner().to_string()
+    } else {
+        format!("{path}: {}", err.inner())
+    }
+}
+
+/// Reads the body up to the configured limit: 413 beyond it.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the request body is larger than {limit} bytes"),
+            )
+        } else {
+            ApiError::bad_request("invalid_body", format!("cannot read the request body: {e}"))
+        }
+    })
+}
+
+/// Parses JSON: 400 for malformed JSON, 422 (naming the field) for unknown fields or wrong types.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        use serde_json::error::Category;
+        match err.inner().classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("invalid_json", format!("malformed JSON: {}", err.inner()))
+            }
+            Category::Data => ApiError::unprocessable(describe(&err)),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// A JSON body.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("");
+            let mime = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if !(mime == "application/json" || mime.ends_with("+json")) {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("expected application/json, got {ct:?}"),
+                ));
+            }
+        }
+        let bytes = read_body(req.into_body(), state.config.body_limit).await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                "the request body is empty",
+            ));
+        }
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A batch body: a JSON array (or one object, a batch of one). Each element is decoded on its
+/// own, so an error names the element's index and field.
+pub struct Batch<T>(pub Vec<T>);
+
+impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for Batch<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let ApiJson(value) = ApiJson::<Value>::from_request(req, state).await?;
+        let elements = match value {
+            Value::Array(a) => a,
+            object @ Value::Object(_) => vec![object],
+            _ => return Err(ApiError::unprocessable("expected a JSON array of objects")),
+        };
+        let max = state.service.config().max_batch;
+        if elements.len() > max {
+            return Err(ApiError::unprocessable(format!(
+                "the batch has {} elements; the limit is {max}",
+                elements.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(elements.len());
+        for (index, element) in elements.into_iter().enumerate() {
+            let parsed: T = serde_path_to_error::deserialize(element).map_err(|err| {
+                let mut e = ApiError::unprocessable(format!(
+                    "element {index} of the batch: {}",
+                    describe(&err)
+                ));
+                e.code = "invalid_batch";
+                e
+            })?;
+            out.push(parsed);
+        }
+        Ok(Batch(out))
+    }
+}
+
+/// Query parameters; unknown parameters and bad values are 422 naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|err| ApiError::unprocessable(format!("query parameter {}", describe(&err))))
+    }
+}
+
+/// Path parameters.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::unprocessable(format!("path: {}", e.body_text())))
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer …` or `X-API-Key: …`.
+pub struct Auth(pub Caller);
+
+impl FromRequestParts<Arc<AppState>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = presented_key(parts)?;
+        let caller = Service::authenticate(&state.service, secret.as_deref()).await?;
+        Ok(Auth(caller))
+    }
+}
+
+fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        )
+    };
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().map_err(|_| bad())?;
+        let (scheme, token) = v.split_once(' ').ok_or_else(bad)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(bad());
+        }
+        return Ok(Some(token.trim().to_string()));
+    }
+    if let Some(v) = parts.headers.get("x-api-key") {
+        return Ok(Some(v.to_str().map_err(|_| bad())?.trim().to_string()));
+    }
+    Ok(None)
+}

@@ -1,0 +1,84 @@
+//! Marquee's HTTP API.
+//!
+//! Routes are thin: extract and validate the request ([`extract`]), authorize the caller, call
+//! one method of [`marquee_core::Service`], serialize the answer. Every failure is a JSON error
+//! ([`error`]). [`serve`] runs the router on a listener until the shutdown future resolves, then
+//! lets in-flight requests finish.
+
+pub mod error;
+pub mod extract;
+mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use marquee_core::Service;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit: 10 * 1024 * 1024,
+        }
+    }
+}
+
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub config: ServerConfig,
+}
+
+/// The full router, with logging, request ids and panic containment.
+pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
+    let state = Arc::new(AppState { service, config });
+    let request_id = HeaderName::from_static("x-request-id");
+    routes::routes()
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            use axum::response::IntoResponse;
+            error::ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; see the server log",
+            )
+            .into_response()
+        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                // The path only: query strings may carry user data.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; in-flight requests then finish
+/// before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,81 @@
+//! The route table. Each area has its own module; this file is the one place that lists every
+//! route.
+
+mod admin;
+mod catalog;
+mod health;
+mod recommend;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        // Tenants and keys.
+        .route(
+            "/v1/admin/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route(
+            "/v1/admin/tenants/{tenant}/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route("/v1/admin/keys/{key_id}", delete(admin::revoke_key))
+        // Catalogue.
+        .route(
+            "/v1/items",
+            get(catalog::list_items).post(catalog::upsert_items),
+        )
+        .route(
+            "/v1/items/{item_id}",
+            get(catalog::get_item)
+                .put(catalog::put_item)
+                .patch(catalog::patch_item)
+                .delete(catalog::delete_item),
+        )
+        // Users and feedback.
+        .route(
+            "/v1/users",
+            get(catalog::list_users).post(catalog::upsert_users),
+        )
+        .route(
+            "/v1/users/{user_id}",
+            get(catalog::get_user)
+                .put(catalog::put_user)
+                .patch(catalog::patch_user)
+                .delete(catalog::delete_user),
+        )
+        .route("/v1/users/{user_id}/feedback", get(catalog::user_feedback))
+        .route("/v1/feedback", post(catalog::insert_feedback))
+        // Recommendations.
+        .route("/v1/recommend/{user_id}", get(recommend::for_user))
+        .route(
+            "/v1/recommend/{user_id}/{item_id}",
+            get(recommend::for_user_in_context),
+        )
+        .route(
+            "/recommend/{user_id}/{item_id}",
+            get(recommend::for_user_in_context),
+        )
+        .route("/v1/items/{item_id}/similar", get(recommend::similar))
+        .route("/v1/popular", get(recommend::popular))
+        // Models.
+        .route("/v1/models/train", post(recommend::train))
+        .route("/v1/training", get(recommend::training_status))
+        .fallback(|| async { ApiError::not_found_route() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+}

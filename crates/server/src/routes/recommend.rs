@@ -1,0 +1,183 @@
+//! Recommendations, similar and popular items, and training.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use marquee_core::{AlgorithmConfig, RecommendOptions, Recommendation, Service, TrainingStatus};
+use marquee_platform::Capability;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, ApiQuery, Auth, parse_json};
+
+/// Query parameters shared by the recommend routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendParams {
+    #[serde(default = "default_n")]
+    n: usize,
+    /// Comma-separated; items in any of them.
+    #[serde(default)]
+    category: Option<String>,
+    /// Comma-separated item ids never to return.
+    #[serde(default)]
+    exclude: Option<String>,
+    #[serde(default = "yes")]
+    exclude_seen: bool,
+}
+
+fn default_n() -> usize {
+    10
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn split_list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl RecommendParams {
+    fn options(&self) -> RecommendOptions {
+        RecommendOptions {
+            n: self.n,
+            categories: split_list(&self.category),
+            exclude_seen: self.exclude_seen,
+            exclude: split_list(&self.exclude),
+        }
+    }
+}
+
+/// `GET /v1/recommend/{user_id}`: a JSON array of recommended items for the user.
+pub async fn for_user(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RecommendParams>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let tenant = caller.tenant_for(Capability::Recommend)?;
+    Ok(Json(state.service.recommend(
+        tenant,
+        &user_id,
+        None,
+        &params.options(),
+    )?))
+}
+
+/// `GET /recommend/{user_id}/{item_id}` (and under `/v1`): what to watch after `item_id`.
+pub async fn for_user_in_context(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiPath((user_id, item_id)): ApiPath<(String, String)>,
+    ApiQuery(params): ApiQuery<RecommendParams>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let tenant = caller.tenant_for(Capability::Recommend)?;
+    Ok(Json(state.service.recommend(
+        tenant,
+        &user_id,
+        Some(&item_id),
+        &params.options(),
+    )?))
+}
+
+pub async fn similar(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiPath(item_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RecommendParams>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let tenant = caller.tenant_for(Capability::Recommend)?;
+    Ok(Json(state.service.similar_items(
+        tenant,
+        &item_id,
+        &params.options(),
+    )?))
+}
+
+pub async fn popular(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiQuery(params): ApiQuery<RecommendParams>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let tenant = caller.tenant_for(Capability::Recommend)?;
+    Ok(Json(state.service.popular(tenant, &params.options())?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TrainParams {
+    /// Wait for training to finish and return the new version.
+    #[serde(default)]
+    wait: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TrainBody {
+    /// An explicit algorithm with its hyper-parameters; the automatic choice when absent.
+    #[serde(default)]
+    model: Option<AlgorithmConfig>,
+}
+
+/// `POST /v1/models/train[?wait=true]`: train a new model version now.
+pub async fn train(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiQuery(params): ApiQuery<TrainParams>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let tenant = caller.tenant_for(Capability::Train)?.clone();
+    let body: TrainBody = if body.is_empty() {
+        TrainBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    let config = body.model;
+    if let Some(c) = &config {
+        c.validate()
+            .map_err(|e| ApiError::unprocessable(format!("model: {e}")))?;
+    }
+    if params.wait {
+        return match state.service.train(&tenant, config).await? {
+            Some(info) => Ok((
+                StatusCode::OK,
+                Json(json!({"status": "trained", "model": info})),
+            )),
+            None => Ok((
+                StatusCode::CONFLICT,
+                Json(
+                    json!({"error": {"code": "training_in_progress", "message": "this tenant is already training; try again when it finishes"}}),
+                ),
+            )),
+        };
+    }
+    let service = state.service.clone();
+    tokio::spawn(async move {
+        if let Err(e) = Service::train(&service, &tenant, config).await {
+            tracing::warn!(error = %e, "requested training failed");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({"status": "started"}))))
+}
+
+pub async fn training_status(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+) -> ApiResult<Json<TrainingStatus>> {
+    let tenant = caller.tenant_for(Capability::Train)?;
+    Ok(Json(state.service.training_status(tenant).await?))
+}

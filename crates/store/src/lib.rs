@@ -1,0 +1,687 @@
+//! Durable storage for Marquee.
+//!
+//! Everything a tenant sends — catalogue, users, feedback — and everything the platform needs to
+//! stay consistent across restarts (tenants, API keys, model versions) lives here. The store is the
+//! source of truth: the serving layer keeps an in-memory copy for speed, but a write is
+//! acknowledged only after this crate has committed it.
+//!
+//! One set of SQL serves both backends through sqlx's `Any` driver: SQLite (embedded, the default,
+//! in WAL mode) and PostgreSQL (for several stateless nodes on one database). The queries use only
+//! what both dialects share — `$n` placeholders, `INSERT … ON CONFLICT … DO UPDATE`, `RETURNING`,
+//! integers for booleans and timestamps (Unix milliseconds), JSON as text — and the schema has one
+//! variant per backend where the DDL differs.
+
+mod migrations;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+
+pub use rows::*;
+
+/// Which database is behind the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("unsupported database url {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Rows per multi-row `INSERT`: keeps each statement well under SQLite's 32,766 and PostgreSQL's
+/// 65,535 bound parameters while amortising the per-statement cost.
+const ROWS_PER_STATEMENT: usize = 400;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Milliseconds since the Unix epoch, the one time unit stored.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the embedded SQLite database `marquee.db` in `data_dir`.
+    pub async fn open_data_dir(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("marquee.db");
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens a store from a URL (`sqlite://PATH?mode=rwc`, `sqlite::memory:`, `postgres://…`) and
+    /// brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let mut pool_options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the single writer (and beside a CLI process writing to
+            // the same file). synchronous=FULL: a commit is on disk before it is acknowledged.
+            pool_options = pool_options.max_connections(8).after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA synchronous = FULL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            pool_options = pool_options.max_connections(16);
+        }
+        let pool = pool_options.connect_with(options).await?;
+        let store = Store { pool, backend };
+        migrations::run(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Tenants
+
+    pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "INSERT INTO tenants (name, created_at, generation) VALUES ($1, $2, 0) \
+             ON CONFLICT (name) DO NOTHING RETURNING id",
+        )
+        .bind(name)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(Tenant {
+                id: row.try_get("id")?,
+                name: name.to_string(),
+                created_at: now,
+                generation: 0,
+            }),
+            None => Err(StoreError::Conflict(format!("tenant {name:?}"))),
+        }
+    }
+
+    pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row =
+            sqlx::query("SELECT id, name, created_at, generation FROM tenants WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Tenant::from_row(&r)).transpose()
+    }
+
+    pub async fn tenant_by_id(&self, id: i64) -> Result<Option<Tenant>> {
+        let row = sqlx::query("SELECT id, name, created_at, generation FROM tenants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Tenant::from_row(&r)).transpose()
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query("SELECT id, name, created_at, generation FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Tenant::from_row).collect()
+    }
+
+    /// Marks a tenant's data as changed by a writer outside the serving process (the CLI's
+    /// import), so running servers reload it.
+    pub async fn bump_generation(&self, tenant_id: i64) -> Result<()> {
+        sqlx::query("UPDATE tenants SET generation = generation + 1 WHERE id = $1")
+            .bind(tenant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // API keys
+
+    pub async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, kind, name, prefix, hash, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id)
+        .bind(key.tenant_id)
+        .bind(&key.kind)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(key.created_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    const KEY_COLUMNS: &'static str =
+        "id, tenant_id, kind, name, prefix, hash, created_at, revoked_at, last_used_at";
+
+    pub async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
+        let sql = format!("SELECT {} FROM api_keys WHERE hash = $1", Self::KEY_COLUMNS);
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| ApiKeyRow::from_row(&r)).transpose()
+    }
+
+    pub async fn api_key_by_id(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        let sql = format!("SELECT {} FROM api_keys WHERE id = $1", Self::KEY_COLUMNS);
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| ApiKeyRow::from_row(&r)).transpose()
+    }
+
+    /// Keys of one tenant, or the operator's tenant-less admin keys when `tenant_id` is `None`.
+    pub async fn list_api_keys(&self, tenant_id: Option<i64>) -> Result<Vec<ApiKeyRow>> {
+        let sql = match tenant_id {
+            Some(_) => format!(
+                "SELECT {} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id",
+                Self::KEY_COLUMNS
+            ),
+            None => format!(
+                "SELECT {} FROM api_keys WHERE tenant_id IS NULL ORDER BY created_at, id",
+                Self::KEY_COLUMNS
+            ),
+        };
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(t) = tenant_id {
+            query = query.bind(t);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(ApiKeyRow::from_row).collect()
+    }
+
+    /// Every key that is not revoked, for the in-memory key ring.
+    pub async fn active_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+        let sql = format!(
+            "SELECT {} FROM api_keys WHERE revoked_at IS NULL",
+            Self::KEY_COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ApiKeyRow::from_row).collect()
+    }
+
+    /// Revoked key ids, so that every process drops them from its key ring.
+    pub async fn revoked_api_key_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
+    }
+
+    /// Returns whether a key was revoked by this call (false: unknown or already revoked).
+    pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn touch_api_keys(&self, ids: &[String], at: i64) -> Result<()> {
+        for id in ids {
+            sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Items
+
+    /// Inserts or replaces items (same id → same state), all in one transaction.
+    pub async fn upsert_items(&self, tenant_id: i64, items: &[ItemRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in items.chunks(ROWS_PER_STATEMENT / 4) {
+            let mut sql = String::from(
+                "INSERT INTO items (tenant_id, id, title, categories, tags, description, metadata, \
+                 published_at, available_from, available_until, hidden, created_at, updated_at) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 13);
+            sql.push_str(
+                " ON CONFLICT (tenant_id, id) DO UPDATE SET title = excluded.title, \
+                 categories = excluded.categories, tags = excluded.tags, \
+                 description = excluded.description, metadata = excluded.metadata, \
+                 published_at = excluded.published_at, available_from = excluded.available_from, \
+                 available_until = excluded.available_until, hidden = excluded.hidden, \
+                 updated_at = excluded.updated_at",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for item in chunk {
+                q = q
+                    .bind(tenant_id)
+                    .bind(&item.id)
+                    .bind(&item.title)
+                    .bind(json_text(&item.categories))
+                    .bind(json_text(&item.tags))
+                    .bind(&item.description)
+                    .bind(item.metadata.to_string())
+                    .bind(item.published_at)
+                    .bind(item.available_from)
+                    .bind(item.available_until)
+                    .bind(item.hidden as i64)
+                    .bind(item.updated_at)
+                    .bind(item.updated_at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    const ITEM_COLUMNS: &'static str = "id, title, categories, tags, description, metadata, \
+        published_at, available_from, available_until, hidden, updated_at";
+
+    pub async fn get_item(&self, tenant_id: i64, id: &str) -> Result<Option<ItemRow>> {
+        let sql = format!(
+            "SELECT {} FROM items WHERE tenant_id = $1 AND id = $2",
+            Self::ITEM_COLUMNS
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| ItemRow::from_row(&r)).transpose()
+    }
+
+    /// A page of items ordered by id, starting after `after` (the cursor).
+    pub async fn list_items(
+        &self,
+        tenant_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ItemRow>> {
+        let sql = format!(
+            "SELECT {} FROM items WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            Self::ITEM_COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(after.unwrap_or(""))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ItemRow::from_row).collect()
+    }
+
+    pub async fn all_items(&self, tenant_id: i64) -> Result<Vec<ItemRow>> {
+        let sql = format!(
+            "SELECT {} FROM items WHERE tenant_id = $1 ORDER BY created_at, id",
+            Self::ITEM_COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(ItemRow::from_row).collect()
+    }
+
+    /// Deletes an item and the feedback on it. Returns whether it existed.
+    pub async fn delete_item(&self, tenant_id: i64, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM feedback WHERE tenant_id = $1 AND item_id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM items WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Users
+
+    pub async fn upsert_users(&self, tenant_id: i64, users: &[UserRow]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in users.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 5);
+            sql.push_str(
+                " ON CONFLICT (tenant_id, id) DO UPDATE SET attributes = excluded.attributes, \
+                 updated_at = excluded.updated_at",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for user in chunk {
+                q = q
+                    .bind(tenant_id)
+                    .bind(&user.id)
+                    .bind(user.attributes.to_string())
+                    .bind(user.updated_at)
+                    .bind(user.updated_at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn get_user(&self, tenant_id: i64, id: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query(
+            "SELECT id, attributes, updated_at FROM users WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| UserRow::from_row(&r)).transpose()
+    }
+
+    pub async fn list_users(
+        &self,
+        tenant_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query(
+            "SELECT id, attributes, updated_at FROM users WHERE tenant_id = $1 AND id > $2 \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(UserRow::from_row).collect()
+    }
+
+    pub async fn all_user_ids(&self, tenant_id: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 ORDER BY created_at, id")
+            .bind(tenant_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
+            .collect()
+    }
+
+    /// Deletes a user and all their feedback, in one transaction. Returns whether the user existed.
+    pub async fn delete_user(&self, tenant_id: i64, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM feedback WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Feedback
+
+    /// Records feedback events and creates the users they name that do not exist yet, in one
+    /// transaction. An event is keyed by (user, item, kind): sending it again updates its value and
+    /// time instead of adding a duplicate, so a retried batch leaves the same state. Within
+    /// `events`, a later event with the same key wins.
+    pub async fn insert_feedback(&self, tenant_id: i64, events: &[FeedbackRow]) -> Result<()> {
+        let events = dedup_last_wins(events, |e| (&e.user_id, &e.item_id, &e.kind));
+        let mut user_ids: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let now = now_ms();
+
+        let mut tx = self.pool.begin().await?;
+        for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 5);
+            sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(tenant_id).bind(*id).bind("{}").bind(now).bind(now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in events.chunks(ROWS_PER_STATEMENT / 2) {
+            let mut sql = String::from(
+                "INSERT INTO feedback (tenant_id, user_id, item_id, kind, value, ts) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 6);
+            sql.push_str(
+                " ON CONFLICT (tenant_id, user_id, item_id, kind) DO UPDATE SET \
+                 value = excluded.value, ts = excluded.ts",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for e in chunk {
+                q = q
+                    .bind(tenant_id)
+                    .bind(&e.user_id)
+                    .bind(&e.item_id)
+                    .bind(&e.kind)
+                    .bind(e.value)
+                    .bind(e.timestamp);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A user's feedback, newest first.
+    pub async fn user_feedback(
+        &self,
+        tenant_id: i64,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<FeedbackRow>> {
+        let rows = sqlx::query(
+            "SELECT user_id, item_id, kind, value, ts FROM feedback \
+             WHERE tenant_id = $1 AND user_id = $2 ORDER BY ts DESC, item_id LIMIT $3",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(FeedbackRow::from_row).collect()
+    }
+
+    /// Every feedback event of a tenant, for loading the serving state and training.
+    pub async fn all_feedback(&self, tenant_id: i64) -> Result<Vec<FeedbackRow>> {
+        let rows = sqlx::query(
+            "SELECT user_id, item_id, kind, value, ts FROM feedback WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(FeedbackRow::from_row).collect()
+    }
+
+    pub async fn count_feedback(&self, tenant_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM feedback WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    // ----------------------------------------------------------------------------------------
+    // Model versions
+
+    /// Records a trained model and returns its version number (1, 2, … per tenant).
+    pub async fn record_model_version(
+        &self,
+        tenant_id: i64,
+        version: &NewModelVersion,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM model_versions WHERE tenant_id = $1",
+        )
+        .bind(tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let next: i64 = row.try_get::<i64, _>("v")? + 1;
+        sqlx::query(
+            "INSERT INTO model_versions (tenant_id, version, algorithm, trained_at, users, items, \
+             interactions, train_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(tenant_id)
+        .bind(next)
+        .bind(version.algorithm.to_string())
+        .bind(version.trained_at)
+        .bind(version.users)
+        .bind(version.items)
+        .bind(version.interactions)
+        .bind(version.train_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(next)
+    }
+
+    pub async fn model_versions(
+        &self,
+        tenant_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ModelVersionRow>> {
+        let rows = sqlx::query(
+            "SELECT version, algorithm, trained_at, users, items, interactions, train_ms \
+             FROM model_versions WHERE tenant_id = $1 ORDER BY version DESC LIMIT $2",
+        )
+        .bind(tenant_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ModelVersionRow::from_row).collect()
+    }
+}
+
+/// Appends `rows` groups of `columns` placeholders, numbered from $1: `($1, $2), ($3, $4)`.
+fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
+    use std::fmt::Write;
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${n}");
+            n += 1;
+        }
+        sql.push(')');
+    }
+}
+
+fn json_text(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+/// Keeps the last of each group of rows with the same key, in the order of their last occurrence.
+/// (PostgreSQL refuses an upsert that touches one row twice in a statement.)
+fn dedup_last_wins<'a, T, K: Eq + std::hash::Hash>(
+    rows: &'a [T],
+    key: impl Fn(&'a T) -> K,
+) -> Vec<&'a T> {
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    let mut out: Vec<&T> = rows.iter().rev().filter(|r| seen.insert(key(r))).collect();
+    out.reverse();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_across_rows() {
+        let mut sql = String::new();
+        push_placeholders(&mut sql, 2, 3);
+        assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn dedup_keeps_the_last_occurrence() {
+        let rows = [(1, 'a'), (2, 'b'), (1, 'c')];
+        let kept = dedup_last_wins(&rows, |r| r.0);
+        assert_eq!(kept, vec![&(2, 'b'), &(1, 'c')]);
+    }
+}
