@@ -165,6 +165,10 @@ pub(crate) fn fit(
 }
 
 impl IalsModel {
+    pub fn memory_bytes(&self) -> usize {
+        self.item_factors.len() * 4 + self.gram.len() * 8
+    }
+
     fn item(&self, i: u32) -> &[f32] {
         &self.item_factors[i as usize * self.f..(i as usize + 1) * self.f]
     }

@@ -138,6 +138,17 @@ impl Model {
         self.n_items
     }
 
+    /// Approximate heap memory held by the model, in bytes (for capacity planning and metrics).
+    pub fn memory_bytes(&self) -> usize {
+        let scorer = match &self.scorer {
+            Scorer::Popularity => 0,
+            Scorer::ItemKnn(s) => s.memory_bytes(),
+            Scorer::Ease(b) => b.len() * 4,
+            Scorer::Ials(m) => m.memory_bytes(),
+        };
+        scorer + self.similar.memory_bytes() + self.popularity.len() * 4
+    }
+
     /// Time-decayed popularity of each item, higher = more popular. Uses the configured half-life
     /// for [`AlgorithmConfig::Popularity`], [`DEFAULT_POPULARITY_HALF_LIFE_DAYS`] otherwise.
     pub fn popularity(&self) -> &[f32] {

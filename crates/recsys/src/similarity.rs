@@ -32,6 +32,10 @@ impl SparseRows {
         c.iter().position(|&x| x == j).map_or(0.0, |p| v[p])
     }
 
+    pub fn memory_bytes(&self) -> usize {
+        self.indptr.len() * 8 + self.cols.len() * 4 + self.vals.len() * 4
+    }
+
     fn from_rows(rows: Vec<Vec<(u32, f32)>>) -> Self {
         let nnz = rows.iter().map(Vec::len).sum();
         let mut out = SparseRows {
@@ -110,7 +114,7 @@ pub(crate) fn popularity(data: &Interactions, half_life_days: f32) -> Vec<f32> {
         0.0
     };
     for (_, i, _, ts) in data.iter() {
-        let age = (newest - ts).max(0) as f64;
+        let age = newest.saturating_sub(ts).max(0) as f64;
         pop[i as usize] += if decay { (-rate * age).exp() } else { 1.0 };
     }
     pop.into_iter().map(|p| p as f32).collect()

@@ -222,6 +222,7 @@ fn ials_fold_in_ranks_history_neighbours_and_explains() {
     let mut out2 = Vec::new();
     again.score_history(&h, &mut out2);
     assert_eq!(out, out2);
+    assert!(model.memory_bytes() >= 60 * 16 * 4);
 }
 
 #[test]
@@ -269,6 +270,7 @@ fn degenerate_data_trains_without_panic() {
         Interactions::from_triples(3, 1, [(0, 0, 1.0, 0), (2, 0, 1.0, 0)]),
         Interactions::from_triples(1, 4, [(0, 0, 1.0, 0), (0, 3, 2.0, 0)]),
         Interactions::from_triples(2, 3, [(0, 0, 0.0, 0), (1, 2, -1.0, 0)]),
+        Interactions::from_triples(2, 2, [(0, 0, 1.0, i64::MIN), (1, 1, 1.0, i64::MAX)]),
     ];
     for d in &cases {
         let default = AlgorithmConfig::default_for(d);
