@@ -18,7 +18,7 @@ use marquee_core::Service;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 /// Settings of the HTTP layer.
 #[derive(Clone, Debug)]
@@ -56,7 +56,10 @@ pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
             .into_response()
         }))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            TraceLayer::new_for_http()
+                // 5xx answers (e.g. /readyz while training) are logged by whoever caused them.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN))
+                .make_span_with(|req: &Request<_>| {
                 let id = req
                     .headers()
                     .get("x-request-id")
