@@ -406,6 +406,61 @@ fn generic_interaction_logs_import() {
 }
 
 #[test]
+fn an_import_into_a_running_server_is_picked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    run_ok(marquee().args(["tenants", "create", "live", "--data-dir", data]));
+    let key = run_ok(marquee().args([
+        "keys",
+        "create",
+        "--tenant",
+        "live",
+        "--kind",
+        "secret",
+        "--data-dir",
+        data,
+    ]));
+    let key = key.trim();
+    let server = Server::start(&["--data-dir", data], &[]);
+    assert_eq!(server.get("/v1/items/i1", Some(key)).0, 404);
+    let log = dir.path().join("log.csv");
+    std::fs::write(
+        &log,
+        "user,item,type\nu1,i1,view\nu1,i2,view\nu2,i1,view\nu2,i3,view\nu3,i2,like\n",
+    )
+    .unwrap();
+    run_ok(marquee().args([
+        "import",
+        "interactions",
+        log.to_str().unwrap(),
+        "--tenant",
+        "live",
+        "--data-dir",
+        data,
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (s, recs) = server.get("/v1/recommend/u3?n=2", Some(key));
+        if s == 200 && recs.as_array().is_some_and(|a| a.len() == 2) {
+            let ids: Vec<&str> = recs
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["item_id"].as_str().unwrap())
+                .collect();
+            assert!(!ids.contains(&"i2"), "u3's own item is excluded: {ids:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the import did not reach the running server: {recs}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(server.get("/v1/items/i1", Some(key)).0, 200);
+}
+
+#[test]
 fn the_demo_answers_the_specification_snippet() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&["--demo", "--data-dir", dir.path().to_str().unwrap()], &[]);

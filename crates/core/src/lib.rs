@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod filter;
 pub mod import;
 mod recommend;
 pub mod state;

@@ -2,48 +2,96 @@
 //!
 //! For a user, the current model scores the catalogue from the user's *current* history (the
 //! history in memory includes feedback that arrived after training, so lists react at once).
-//! In the context of an item ("what to watch after this one") the user's scores are blended
-//! with the item's nearest neighbours. With no usable history, the context's neighbours or the
-//! time-decayed popularity answer instead. Every result says why it was chosen.
+//! Items the model has not seen (added since training, or never engaged with) compete through
+//! their content: the categories and tags they share with what the user engaged with. In the
+//! context of an item ("what to watch after this one") the user's scores are blended with the
+//! item's nearest neighbours. With no usable history, the context's neighbours or the
+//! time-decayed popularity answer. Filters apply before ranking, diversity after; every result
+//! says why it was chosen.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use recsys::top_k;
 
 use crate::Service;
 use crate::error::ServiceError;
+use crate::filter::Expr;
 use crate::state::{Catalog, ServingModel, TenantState};
 use crate::types::*;
 
 /// Weight of the context item's similarity against the user's own scores (both normalised to
 /// [0, 1]) on the context route.
 const CONTEXT_WEIGHT: f32 = 0.5;
-/// Candidates taken from each source before blending.
+/// Candidates taken from each source before blending and re-ranking.
 const CANDIDATE_POOL: usize = 300;
 /// History items named in a "because you engaged with" reason.
 const REASON_ITEMS: usize = 3;
+/// Content similarity an unseen-by-the-model item needs to be proposed.
+const MIN_CONTENT_SIMILARITY: f32 = 0.2;
+/// Trending compares the last week with the four weeks before it.
+const TRENDING_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Decides which items may appear in a result.
 struct Filter<'a> {
     catalog: &'a Catalog,
     now: i64,
     categories: Vec<String>,
+    all_categories: bool,
+    expr: Option<Expr>,
     excluded: Vec<u32>,
 }
 
-impl Filter<'_> {
+impl<'a> Filter<'a> {
+    fn new(
+        catalog: &'a Catalog,
+        options: &RecommendOptions,
+        mut excluded: Vec<u32>,
+    ) -> Result<Self, ServiceError> {
+        excluded.extend(
+            options
+                .exclude
+                .iter()
+                .filter_map(|id| catalog.index.get(id.as_str()).copied()),
+        );
+        excluded.sort_unstable();
+        excluded.dedup();
+        let expr = match options.filter.as_deref() {
+            Some(text) => Some(Expr::parse(text, &catalog.metadata_keys)?),
+            None => None,
+        };
+        Ok(Filter {
+            catalog,
+            now: marquee_store::now_ms(),
+            categories: options
+                .categories
+                .iter()
+                .map(|c| c.to_lowercase())
+                .collect(),
+            all_categories: options.all_categories,
+            expr,
+            excluded,
+        })
+    }
+
     fn keep(&self, i: u32) -> bool {
         let Some(item) = self.catalog.items.get(i as usize) else {
             return false;
         };
-        item.servable(self.now)
-            && self.excluded.binary_search(&i).is_err()
-            && (self.categories.is_empty()
-                || item
-                    .categories_lower
+        let categories_ok = self.categories.is_empty()
+            || if self.all_categories {
+                self.categories
                     .iter()
-                    .any(|c| self.categories.contains(c)))
+                    .all(|c| item.categories_lower.contains(c))
+            } else {
+                item.categories_lower
+                    .iter()
+                    .any(|c| self.categories.contains(c))
+            };
+        item.servable(self.now)
+            && categories_ok
+            && self.excluded.binary_search(&i).is_err()
+            && self.expr.as_ref().is_none_or(|e| e.matches(&item.view()))
     }
 }
 
@@ -56,6 +104,20 @@ fn validate(options: &RecommendOptions) -> Result<(), ServiceError> {
     }
     if options.exclude.len() > MAX_RECOMMENDATIONS {
         return Err(ServiceError::invalid("exclude", "lists too many items"));
+    }
+    if let Some(d) = options.diversity
+        && !(0.0..=1.0).contains(&d)
+    {
+        return Err(ServiceError::invalid(
+            "diversity",
+            "must be between 0 and 1",
+        ));
+    }
+    if options.max_per_category == Some(0) {
+        return Err(ServiceError::invalid(
+            "max_per_category",
+            "must be at least 1",
+        ));
     }
     Ok(())
 }
@@ -86,27 +148,135 @@ fn popular_reason() -> Reason {
     }
 }
 
-/// Popularity of every catalogue item: the model's time-decayed scores, or plain positive
-/// counts while no model is trained yet.
-fn popularity(tenant: &TenantState, model: Option<&ServingModel>, n_items: usize) -> Vec<f32> {
+/// Popularity of every catalogue item: the model's time-decayed scores where it has them, the
+/// live count of positive feedback for items it has not seen (and for everything before the
+/// first model).
+fn popularity(catalog: &Catalog, model: Option<&ServingModel>) -> Vec<f32> {
+    let live = catalog.positive_counts.iter().map(|&c| c as f32);
     match model {
         Some(m) => {
-            let mut p = m.model.popularity().to_vec();
-            p.resize(n_items, 0.0);
-            p
+            let trained = m.model.popularity();
+            // Live counts on a comparable scale: the model's popularity per training interaction.
+            let scale = trained.iter().sum::<f32>() / (m.info.interactions.max(1) as f32);
+            live.enumerate()
+                .map(|(i, c)| match trained.get(i) {
+                    Some(&p) if p > 0.0 => p,
+                    _ => c * scale.max(f32::MIN_POSITIVE),
+                })
+                .collect()
         }
-        None => {
-            let mut counts = vec![0.0f32; n_items];
-            for user in tenant.users.read().users.iter() {
-                for e in user.events.iter().filter(|e| e.positive) {
-                    if let Some(c) = counts.get_mut(e.item as usize) {
-                        *c += 1.0;
-                    }
-                }
+        None => live.collect(),
+    }
+}
+
+/// A user's taste in content: how often each category and tag appears in their history.
+fn content_profile(catalog: &Catalog, history: &[(u32, f32)]) -> HashMap<String, f32> {
+    let mut profile: HashMap<String, f32> = HashMap::new();
+    for &(i, w) in history {
+        if let Some(item) = catalog.items.get(i as usize) {
+            for f in item.features() {
+                *profile.entry(f).or_default() += w;
             }
-            counts
         }
     }
+    profile
+}
+
+/// Cosine between a profile and an item's (binary) features.
+fn content_similarity(profile: &HashMap<String, f32>, norm: f32, catalog: &Catalog, i: u32) -> f32 {
+    let features: Vec<String> = catalog.items[i as usize].features().collect();
+    if features.is_empty() || norm == 0.0 {
+        return 0.0;
+    }
+    let dot: f32 = features.iter().filter_map(|f| profile.get(f)).sum();
+    dot / (norm * (features.len() as f32).sqrt())
+}
+
+/// Items the model cannot score: added after training, or without any training interaction.
+fn unseen_by_model(catalog: &Catalog, model: Option<&ServingModel>) -> Vec<u32> {
+    let Some(m) = model else { return Vec::new() };
+    let pop = m.model.popularity();
+    (0..catalog.items.len() as u32)
+        .filter(|&i| {
+            pop.get(i as usize).is_none_or(|&p| p <= 0.0) && !catalog.items[i as usize].deleted
+        })
+        .collect()
+}
+
+/// Re-ranks `ranked` (best first) for variety: maximal marginal relevance with content overlap
+/// (mean Jaccard of categories and tags against the items already chosen) as the redundancy, then an optional cap per primary category.
+fn diversify(
+    catalog: &Catalog,
+    ranked: Vec<Picked>,
+    n: usize,
+    diversity: f32,
+    cap: Option<usize>,
+) -> Vec<Picked> {
+    let mut pool = ranked;
+    let mut out: Vec<Picked> = Vec::with_capacity(n);
+    if diversity > 0.0 && pool.len() > 1 {
+        let max = pool.iter().map(|p| p.score).fold(f32::MIN, f32::max);
+        let min = pool.iter().map(|p| p.score).fold(f32::MAX, f32::min);
+        let span = (max - min).max(f32::EPSILON);
+        let features: Vec<HashSet<String>> = pool
+            .iter()
+            .map(|p| catalog.items[p.item as usize].features().collect())
+            .collect();
+        let mut chosen: Vec<usize> = Vec::new();
+        let mut left: Vec<usize> = (0..pool.len()).collect();
+        while chosen.len() < n && !left.is_empty() {
+            let (pos, _) = left
+                .iter()
+                .enumerate()
+                .map(|(pos, &c)| {
+                    let relevance = (pool[c].score - min) / span;
+                    // Mean (not max) overlap with what is chosen: once every category is on
+                    // the list, max overlap is 1 for everything and stops spreading.
+                    let overlap = chosen
+                        .iter()
+                        .map(|&o| {
+                            let (a, b) = (&features[c], &features[o]);
+                            let union = a.union(b).count();
+                            if union == 0 {
+                                0.0
+                            } else {
+                                a.intersection(b).count() as f32 / union as f32
+                            }
+                        })
+                        .sum::<f32>()
+                        / chosen.len().max(1) as f32;
+                    (pos, (1.0 - diversity) * relevance - diversity * overlap)
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+                .expect("left is not empty");
+            chosen.push(left.remove(pos));
+        }
+        let mut taken: Vec<Option<Picked>> = pool.into_iter().map(Some).collect();
+        pool = chosen.into_iter().filter_map(|c| taken[c].take()).collect();
+    }
+    let mut per_category: HashMap<String, usize> = HashMap::new();
+    for p in pool {
+        if out.len() == n {
+            break;
+        }
+        if let Some(cap) = cap
+            && let Some(primary) = catalog.items[p.item as usize].categories_lower.first()
+        {
+            let count = per_category.entry(primary.clone()).or_default();
+            if *count >= cap {
+                continue;
+            }
+            *count += 1;
+        }
+        out.push(p);
+    }
+    out
+}
+
+struct Picked {
+    item: u32,
+    score: f32,
+    reason: Reason,
 }
 
 impl Service {
@@ -121,9 +291,6 @@ impl Service {
         options: &RecommendOptions,
     ) -> Result<Vec<Recommendation>, ServiceError> {
         validate_id("user_id", user_id)?;
-        validate(options)?;
-        let model_guard = tenant.model.load();
-        let model: Option<&ServingModel> = model_guard.as_deref();
         let catalog = tenant.catalog.read();
         let context = match context_item {
             Some(id) => {
@@ -153,27 +320,64 @@ impl Service {
                 None => (Vec::new(), Vec::new()),
             }
         };
-        let mut excluded = seen;
-        excluded.extend(
-            options
-                .exclude
-                .iter()
-                .filter_map(|id| catalog.index.get(id.as_str()).copied()),
-        );
-        excluded.extend(context);
-        excluded.sort_unstable();
-        excluded.dedup();
-        let filter = Filter {
-            catalog: &catalog,
-            now: marquee_store::now_ms(),
-            categories: options
-                .categories
-                .iter()
-                .map(|c| c.to_lowercase())
-                .collect(),
-            excluded,
+        self.rank(tenant, &catalog, &history, seen, context, options)
+    }
+
+    /// Recommendations for an anonymous session: the items it engaged with, in any order.
+    pub fn recommend_session(
+        &self,
+        tenant: &TenantState,
+        items: &[String],
+        options: &RecommendOptions,
+    ) -> Result<Vec<Recommendation>, ServiceError> {
+        if items.len() > MAX_RECOMMENDATIONS {
+            return Err(ServiceError::invalid(
+                "items",
+                format!("at most {MAX_RECOMMENDATIONS} items"),
+            ));
+        }
+        let catalog = tenant.catalog.read();
+        let mut history = Vec::with_capacity(items.len());
+        for (i, id) in items.iter().enumerate() {
+            validate_id(&format!("items[{i}]"), id)?;
+            // Unknown or deleted items are ignored: a session may mention anything the app showed.
+            if let Some(idx) = catalog.live_index(id) {
+                history.push((idx, 1.0));
+            }
+        }
+        history.sort_unstable_by_key(|h| h.0);
+        history.dedup_by_key(|h| h.0);
+        let seen = if options.exclude_seen {
+            history.iter().map(|h| h.0).collect()
+        } else {
+            Vec::new()
         };
+        self.rank(tenant, &catalog, &history, seen, None, options)
+    }
+
+    fn rank(
+        &self,
+        tenant: &TenantState,
+        catalog: &Catalog,
+        history: &[(u32, f32)],
+        mut excluded: Vec<u32>,
+        context: Option<u32>,
+        options: &RecommendOptions,
+    ) -> Result<Vec<Recommendation>, ServiceError> {
+        validate(options)?;
+        let model_guard = tenant.model.load();
+        let model: Option<&ServingModel> = model_guard.as_deref();
+        excluded.extend(context);
+        let filter = Filter::new(catalog, options, excluded)?;
         let n = options.n;
+        // With re-ranking, rank a larger pool and let diversity choose from it.
+        let reranking =
+            options.diversity.is_some_and(|d| d > 0.0) || options.max_per_category.is_some();
+        let pool_n = if reranking {
+            (n * 5).min(MAX_RECOMMENDATIONS * 5)
+        } else {
+            n
+        };
 
         // The user's own scores, when there is a model and a history it knows.
         let user_top: Vec<(u32, f32)> = match model {
@@ -183,15 +387,15 @@ impl Service {
                     .any(|&(i, _)| (i as usize) < m.model.n_items()) =>
             {
                 let mut scores = Vec::new();
-                m.model.score_history(&history, &mut scores);
-                top_k(&scores, CANDIDATE_POOL.max(n), |i| filter.keep(i))
+                m.model.score_history(history, &mut scores);
+                top_k(&scores, CANDIDATE_POOL.max(pool_n), |i| filter.keep(i))
             }
             _ => Vec::new(),
         };
         let context_top: Vec<(u32, f32)> = match (model, context) {
             (Some(m), Some(c)) => m
                 .model
-                .similar_items(c, CANDIDATE_POOL.max(n) * 2)
+                .similar_items(c, CANDIDATE_POOL.max(pool_n) * 2)
                 .into_iter()
                 .filter(|&(i, s)| s > 0.0 && filter.keep(i))
                 .collect(),
@@ -200,7 +404,7 @@ impl Service {
 
         let because = |i: u32| -> Reason {
             let items: Vec<u32> = model
-                .map(|m| m.model.explain(&history, i, REASON_ITEMS))
+                .map(|m| m.model.explain(history, i, REASON_ITEMS))
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(h, _)| h)
@@ -214,7 +418,7 @@ impl Service {
             }
             Reason {
                 kind: "because_you_engaged",
-                message: format!("Because you engaged with {}", list_titles(&catalog, &items)),
+                message: format!("Because you engaged with {}", list_titles(catalog, &items)),
                 items: items
                     .iter()
                     .map(|&h| catalog.items[h as usize].id.to_string())
@@ -224,10 +428,10 @@ impl Service {
         let similar_reason = |c: u32| Reason {
             kind: "similar_to_context",
             items: vec![catalog.items[c as usize].id.to_string()],
-            message: format!("Similar to {}", title_of(&catalog, c)),
+            message: format!("Similar to {}", title_of(catalog, c)),
         };
 
-        let mut picked: Vec<(u32, f32, Reason)> = Vec::with_capacity(n);
+        let mut picked: Vec<Picked> = Vec::with_capacity(pool_n);
         if let Some(c) = context.filter(|_| !context_top.is_empty()) {
             // Blend: each source normalised by its best candidate, so neither dominates by scale.
             let user_max = user_top
@@ -257,38 +461,105 @@ impl Service {
                 .map(|(i, (u, s))| (i, user_weight * u + CONTEXT_WEIGHT * s, u, s))
                 .collect();
             scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            for (i, score, u, s) in scored.into_iter().take(n) {
+            for (i, score, u, s) in scored.into_iter().take(pool_n) {
                 let reason = if CONTEXT_WEIGHT * s >= user_weight * u {
                     similar_reason(c)
                 } else {
                     because(i)
                 };
-                picked.push((i, score, reason));
+                picked.push(Picked {
+                    item: i,
+                    score,
+                    reason,
+                });
             }
-        } else if !user_top.is_empty() {
-            for &(i, s) in user_top.iter().take(n) {
-                picked.push((i, s, because(i)));
+        } else {
+            for &(i, s) in user_top.iter().take(pool_n) {
+                picked.push(Picked {
+                    item: i,
+                    score: s,
+                    reason: because(i),
+                });
             }
         }
 
-        if picked.len() < n {
+        // Items the model has not seen compete through their content, in a bounded share of
+        // the list, scored on the scale of the model's candidates.
+        if !history.is_empty() {
+            let profile = content_profile(catalog, history);
+            let norm = profile.values().map(|v| v * v).sum::<f32>().sqrt();
+            let mut fresh: Vec<(u32, f32)> = unseen_by_model(catalog, model)
+                .into_iter()
+                .filter(|&i| filter.keep(i))
+                .map(|i| (i, content_similarity(&profile, norm, catalog, i)))
+                .filter(|&(_, s)| s >= MIN_CONTENT_SIMILARITY)
+                .collect();
+            fresh.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let share = if picked.is_empty() {
+                pool_n
+            } else {
+                pool_n.div_ceil(4)
+            };
+            let top = picked
+                .first()
+                .map(|p| p.score)
+                .filter(|s| *s > 0.0)
+                .unwrap_or(1.0);
+            for (i, s) in fresh.into_iter().take(share) {
+                let item = &catalog.items[i as usize];
+                let shared: Vec<String> = item.categories.iter().take(2).cloned().collect();
+                picked.push(Picked {
+                    item: i,
+                    score: s * top,
+                    reason: Reason {
+                        kind: "new_item",
+                        items: Vec::new(),
+                        message: if shared.is_empty() {
+                            "New, and close to what you like".into()
+                        } else {
+                            format!("New in {}, which you like", shared.join(" and "))
+                        },
+                    },
+                });
+            }
+            picked.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+            picked.truncate(pool_n);
+        }
+
+        if picked.len() < pool_n {
             // Cold start, or not enough candidates after filtering: fill with popular items.
-            let pop = popularity(tenant, model, catalog.items.len());
-            let already: Vec<u32> = picked.iter().map(|p| p.0).collect();
-            for (i, s) in top_k(&pop, n, |i| filter.keep(i) && !already.contains(&i)) {
-                if picked.len() == n {
-                    break;
-                }
-                picked.push((i, s, popular_reason()));
+            let pop = popularity(catalog, model);
+            let already: HashSet<u32> = picked.iter().map(|p| p.item).collect();
+            for (i, s) in top_k(&pop, pool_n - picked.len(), |i| {
+                filter.keep(i) && !already.contains(&i)
+            }) {
+                picked.push(Picked {
+                    item: i,
+                    score: s,
+                    reason: popular_reason(),
+                });
             }
         }
+        let picked = if reranking {
+            diversify(
+                catalog,
+                picked,
+                n,
+                options.diversity.unwrap_or(0.0),
+                options.max_per_category,
+            )
+        } else {
+            picked
+        };
         Ok(picked
             .into_iter()
-            .map(|(i, score, reason)| to_recommendation(&catalog, i, score, reason))
+            .take(n)
+            .map(|p| to_recommendation(catalog, p.item, p.score, p.reason))
             .collect())
     }
 
-    /// Items most similar to `item_id` (by co-engagement), filtered like recommendations.
+    /// Items most similar to `item_id` (by co-engagement, or by content for items the model has
+    /// not seen), filtered like recommendations.
     pub fn similar_items(
         &self,
         tenant: &TenantState,
@@ -298,43 +569,79 @@ impl Service {
         validate_id("item_id", item_id)?;
         validate(options)?;
         let model_guard = tenant.model.load();
+        let model = model_guard.as_deref();
         let catalog = tenant.catalog.read();
         let item = catalog
             .live_index(item_id)
             .ok_or_else(|| ServiceError::not_found("item", item_id))?;
-        let mut excluded: Vec<u32> = options
-            .exclude
-            .iter()
-            .filter_map(|id| catalog.index.get(id.as_str()).copied())
-            .collect();
-        excluded.push(item);
-        excluded.sort_unstable();
-        let filter = Filter {
-            catalog: &catalog,
-            now: marquee_store::now_ms(),
-            categories: options
-                .categories
-                .iter()
-                .map(|c| c.to_lowercase())
-                .collect(),
-            excluded,
-        };
+        let filter = Filter::new(&catalog, options, vec![item])?;
         let reason = Reason {
             kind: "similar_item",
             items: vec![item_id.to_string()],
             message: format!("Often enjoyed together with {}", title_of(&catalog, item)),
         };
-        let neighbours = match model_guard.as_deref() {
+        let mut out: Vec<Picked> = match model {
             Some(m) => m
                 .model
-                .similar_items(item, CANDIDATE_POOL.max(options.n) * 2),
+                .similar_items(item, CANDIDATE_POOL.max(options.n) * 2)
+                .into_iter()
+                .filter(|&(i, s)| s > 0.0 && filter.keep(i))
+                .take(options.n * 5)
+                .map(|(i, s)| Picked {
+                    item: i,
+                    score: s,
+                    reason: reason.clone(),
+                })
+                .collect(),
             None => Vec::new(),
         };
-        Ok(neighbours
+        if out.len() < options.n {
+            // By content: the items sharing most categories and tags.
+            let profile = content_profile(&catalog, &[(item, 1.0)]);
+            let norm = profile.values().map(|v| v * v).sum::<f32>().sqrt();
+            let already: HashSet<u32> = out.iter().map(|p| p.item).collect();
+            let scores: Vec<f32> = (0..catalog.items.len() as u32)
+                .map(|i| {
+                    if already.contains(&i) {
+                        0.0
+                    } else {
+                        content_similarity(&profile, norm, &catalog, i)
+                    }
+                })
+                .collect();
+            let content_reason = Reason {
+                kind: "similar_item",
+                items: vec![item_id.to_string()],
+                message: format!("Like {}", title_of(&catalog, item)),
+            };
+            // Below every co-engagement neighbour.
+            let floor = out.last().map(|p| p.score).unwrap_or(1.0);
+            for (i, s) in top_k(&scores, options.n * 5 - out.len().min(options.n * 5), |i| {
+                filter.keep(i) && scores[i as usize] > 0.0
+            }) {
+                out.push(Picked {
+                    item: i,
+                    score: s * floor,
+                    reason: content_reason.clone(),
+                });
+            }
+        }
+        let out =
+            if options.diversity.is_some_and(|d| d > 0.0) || options.max_per_category.is_some() {
+                diversify(
+                    &catalog,
+                    out,
+                    options.n,
+                    options.diversity.unwrap_or(0.0),
+                    options.max_per_category,
+                )
+            } else {
+                out
+            };
+        Ok(out
             .into_iter()
-            .filter(|&(i, s)| s > 0.0 && filter.keep(i))
             .take(options.n)
-            .map(|(i, s)| to_recommendation(&catalog, i, s, reason.clone()))
+            .map(|p| to_recommendation(&catalog, p.item, p.score, p.reason))
             .collect())
     }
 
@@ -347,29 +654,94 @@ impl Service {
         validate(options)?;
         let model_guard = tenant.model.load();
         let catalog = tenant.catalog.read();
-        let mut excluded: Vec<u32> = options
-            .exclude
-            .iter()
-            .filter_map(|id| catalog.index.get(id.as_str()).copied())
-            .collect();
-        excluded.sort_unstable();
-        let filter = Filter {
-            catalog: &catalog,
-            now: marquee_store::now_ms(),
-            categories: options
-                .categories
+        let filter = Filter::new(&catalog, options, Vec::new())?;
+        let pop = popularity(&catalog, model_guard.as_deref());
+        let ranked: Vec<Picked> = top_k(&pop, options.n * 5, |i| {
+            filter.keep(i) && pop[i as usize] > 0.0
+        })
+        .into_iter()
+        .map(|(i, s)| Picked {
+            item: i,
+            score: s,
+            reason: popular_reason(),
+        })
+        .collect();
+        let ranked = diversify(
+            &catalog,
+            ranked,
+            options.n,
+            options.diversity.unwrap_or(0.0),
+            options.max_per_category,
+        );
+        Ok(ranked
+            .into_iter()
+            .map(|p| to_recommendation(&catalog, p.item, p.score, p.reason))
+            .collect())
+    }
+
+    /// Items gaining attention: positive feedback in the last week against the weekly rate of
+    /// the four weeks before (a Poisson-style lift with one event of smoothing), relative to the
+    /// newest feedback the tenant has, so a replayed or historical dataset trends too.
+    pub fn trending(
+        &self,
+        tenant: &TenantState,
+        options: &RecommendOptions,
+    ) -> Result<Vec<Recommendation>, ServiceError> {
+        validate(options)?;
+        let catalog = tenant.catalog.read();
+        let filter = Filter::new(&catalog, options, Vec::new())?;
+        let mut recent = vec![0f32; catalog.items.len()];
+        let mut before = vec![0f32; catalog.items.len()];
+        {
+            let users = tenant.users.read();
+            let newest = users
+                .users
                 .iter()
-                .map(|c| c.to_lowercase())
-                .collect(),
-            excluded,
-        };
-        let pop = popularity(tenant, model_guard.as_deref(), catalog.items.len());
-        Ok(
-            top_k(&pop, options.n, |i| filter.keep(i) && pop[i as usize] > 0.0)
-                .into_iter()
-                .map(|(i, s)| to_recommendation(&catalog, i, s, popular_reason()))
-                .collect(),
-        )
+                .flat_map(|u| u.events.iter().map(|e| e.timestamp))
+                .max()
+                .unwrap_or(0);
+            for e in users
+                .users
+                .iter()
+                .flat_map(|u| u.events.iter())
+                .filter(|e| e.positive)
+            {
+                let age = newest - e.timestamp;
+                if age < TRENDING_WINDOW_MS {
+                    recent[e.item as usize] += 1.0;
+                } else if age < 5 * TRENDING_WINDOW_MS {
+                    before[e.item as usize] += 1.0;
+                }
+            }
+        }
+        // Lift over the expected weekly count, weighted by volume so one event is not a trend.
+        let scores: Vec<f32> = recent
+            .iter()
+            .zip(&before)
+            .map(|(&r, &b)| {
+                if r < 2.0 {
+                    0.0
+                } else {
+                    (r - b / 4.0) * (r / (b / 4.0 + 1.0)).ln().max(0.0)
+                }
+            })
+            .collect();
+        Ok(top_k(&scores, options.n, |i| {
+            filter.keep(i) && scores[i as usize] > 0.0
+        })
+        .into_iter()
+        .map(|(i, s)| {
+            let reason = Reason {
+                kind: "trending",
+                items: Vec::new(),
+                message: format!(
+                    "Trending: {} engagements this week",
+                    recent[i as usize] as u32
+                ),
+            };
+            to_recommendation(&catalog, i, s, reason)
+        })
+        .collect())
     }
 
     /// The serving model of a tenant, if trained.

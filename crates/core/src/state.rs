@@ -10,24 +10,30 @@
 //! short `parking_lot` locks and never hold them across an `.await`; writes are serialized per
 //! tenant by `write_lock` so memory applies them in the order the store committed them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::{Mutex, RwLock};
 use recsys::Model;
+use serde_json::{Map, Value};
 
 use crate::types::{Item, ModelVersionInfo};
 
-/// What the recommend path needs of an item.
+/// What the recommend path needs of an item: what it shows, what filters and explanations
+/// read, and what content-based scoring compares.
 #[derive(Clone, Debug)]
 pub struct ItemEntry {
     pub id: Arc<str>,
     pub title: Option<Arc<str>>,
+    pub description: Option<Arc<str>>,
     pub categories: Arc<[String]>,
     /// Lower-cased categories, for case-insensitive filters.
     pub categories_lower: Arc<[String]>,
+    pub tags: Arc<[String]>,
+    pub metadata: Arc<Map<String, Value>>,
+    pub published_at: Option<i64>,
     pub hidden: bool,
     pub deleted: bool,
     pub available_from: Option<i64>,
@@ -39,13 +45,39 @@ impl ItemEntry {
         ItemEntry {
             id: Arc::from(item.id.as_str()),
             title: item.title.as_deref().map(Arc::from),
+            description: item.description.as_deref().map(Arc::from),
             categories: Arc::from(item.categories.clone()),
             categories_lower: item.categories.iter().map(|c| c.to_lowercase()).collect(),
+            tags: Arc::from(item.tags.clone()),
+            metadata: Arc::new(item.metadata.clone()),
+            published_at: item.published_at.map(|t| t.0),
             hidden: item.hidden,
             deleted: false,
             available_from: item.available_from.map(|t| t.0),
             available_until: item.available_until.map(|t| t.0),
         }
+    }
+
+    /// The item as the filter language sees it.
+    pub fn view(&self) -> crate::filter::ItemView<'_> {
+        crate::filter::ItemView {
+            id: &self.id,
+            title: self.title.as_deref(),
+            description: self.description.as_deref(),
+            categories: &self.categories,
+            tags: &self.tags,
+            published_at: self.published_at,
+            hidden: self.hidden,
+            metadata: &self.metadata,
+        }
+    }
+
+    /// Lower-cased categories and tags: the item's content features.
+    pub fn features(&self) -> impl Iterator<Item = String> + '_ {
+        self.categories_lower
+            .iter()
+            .map(|c| format!("c:{c}"))
+            .chain(self.tags.iter().map(|t| format!("t:{}", t.to_lowercase())))
     }
 
     /// Whether the item may be shown to anyone at `now_ms`.
@@ -61,6 +93,11 @@ impl ItemEntry {
 pub struct Catalog {
     pub items: Vec<ItemEntry>,
     pub index: HashMap<Arc<str>, u32>,
+    /// Positive feedback events per item, kept current with every write: popularity before the
+    /// first model, and for items the model has not seen.
+    pub positive_counts: Vec<u32>,
+    /// Every metadata key used in the catalogue (filters refuse other names).
+    pub metadata_keys: HashSet<String>,
 }
 
 impl Catalog {
@@ -74,6 +111,11 @@ impl Catalog {
 
     /// Inserts or replaces, reusing the slot of an earlier item with the same id.
     pub fn upsert(&mut self, entry: ItemEntry) -> u32 {
+        for key in entry.metadata.keys() {
+            if !self.metadata_keys.contains(key) {
+                self.metadata_keys.insert(key.clone());
+            }
+        }
         match self.index.get(&*entry.id) {
             Some(&i) => {
                 self.items[i as usize] = entry;
@@ -83,6 +125,7 @@ impl Catalog {
                 let i = self.items.len() as u32;
                 self.index.insert(entry.id.clone(), i);
                 self.items.push(entry);
+                self.positive_counts.push(0);
                 i
             }
         }
@@ -132,15 +175,18 @@ impl UserEntry {
         items
     }
 
-    /// Records an event, replacing an earlier one with the same item and kind.
-    pub fn record(&mut self, event: Event) {
+    /// Records an event, replacing an earlier one with the same item and kind (returned).
+    pub fn record(&mut self, event: Event) -> Option<Event> {
         match self
             .events
             .iter_mut()
             .find(|e| e.item == event.item && e.kind == event.kind)
         {
-            Some(existing) => *existing = event,
-            None => self.events.push(event),
+            Some(existing) => Some(std::mem::replace(existing, event)),
+            None => {
+                self.events.push(event);
+                None
+            }
         }
     }
 }

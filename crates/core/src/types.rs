@@ -224,7 +224,8 @@ pub struct Feedback {
 /// Why an item was recommended, grounded in what the model used.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Reason {
-    /// `because_you_engaged`, `similar_to_context`, `similar_item`, `popular`.
+    /// `because_you_engaged`, `similar_to_context`, `similar_item`, `new_item`, `popular`,
+    /// `trending`.
     pub kind: &'static str,
     /// The items this reason refers to (the history items that contributed most, or the context item).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -248,10 +249,18 @@ pub struct RecommendOptions {
     pub n: usize,
     /// Keep items in any of these categories (case-insensitive); empty keeps all.
     pub categories: Vec<String>,
+    /// Require every category in `categories` instead of any.
+    pub all_categories: bool,
     /// Leave out items the user already engaged with (default true).
     pub exclude_seen: bool,
     /// Item ids never to return.
     pub exclude: Vec<String>,
+    /// An expression over item fields and metadata (see [`crate::filter`]).
+    pub filter: Option<String>,
+    /// 0 (pure relevance) to 1 (most varied): maximal-marginal-relevance re-ranking.
+    pub diversity: Option<f32>,
+    /// At most this many items per primary (first) category.
+    pub max_per_category: Option<usize>,
 }
 
 impl Default for RecommendOptions {
@@ -259,8 +268,12 @@ impl Default for RecommendOptions {
         RecommendOptions {
             n: 10,
             categories: Vec::new(),
+            all_categories: false,
             exclude_seen: true,
             exclude: Vec::new(),
+            filter: None,
+            diversity: None,
+            max_per_category: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::config::ServiceConfig;
 use crate::error::ServiceError;
-use crate::state::{Event, ItemEntry, TenantState, Users};
+use crate::state::{Catalog, Event, ItemEntry, TenantState, Users};
 use crate::types::*;
 use crate::{Service, TenantState as Tenant};
 
@@ -40,7 +40,7 @@ pub(crate) async fn load_state(
             catalog.upsert(ItemEntry::from_item(&item_from_row(row.clone())));
         }
     }
-    let catalog = state.catalog.read();
+    let mut catalog = state.catalog.write();
     let mut users = state.users.write();
     for id in &user_ids {
         users.ensure(id);
@@ -49,7 +49,7 @@ pub(crate) async fn load_state(
     sorted.sort_by_key(|f| f.timestamp);
     for f in &sorted {
         if let Some(item) = catalog.live_index(&f.item_id) {
-            apply_event(&mut users, config, item, f);
+            apply_event(&mut users, &mut catalog, config, item, f);
         }
     }
     tracing::debug!(
@@ -62,15 +62,29 @@ pub(crate) async fn load_state(
     Ok(())
 }
 
-fn apply_event(users: &mut Users, config: &ServiceConfig, item: u32, f: &FeedbackRow) {
+fn apply_event(
+    users: &mut Users,
+    catalog: &mut Catalog,
+    config: &ServiceConfig,
+    item: u32,
+    f: &FeedbackRow,
+) {
     let kind = users.kind_id(&f.kind);
     let u = users.ensure(&f.user_id);
-    users.users[u as usize].record(Event {
+    let positive = config.is_positive(&f.kind, f.value);
+    let replaced = users.users[u as usize].record(Event {
         item,
         kind,
-        positive: config.is_positive(&f.kind, f.value),
+        positive,
         timestamp: f.timestamp,
     });
+    let count = &mut catalog.positive_counts[item as usize];
+    if replaced.is_some_and(|old| old.positive) {
+        *count = count.saturating_sub(1);
+    }
+    if positive {
+        *count += 1;
+    }
 }
 
 pub(crate) fn item_from_row(row: ItemRow) -> Item {
@@ -383,6 +397,7 @@ impl Service {
             let index = catalog.index.get(id).copied();
             if let Some(i) = index {
                 catalog.items[i as usize].deleted = true;
+                catalog.positive_counts[i as usize] = 0;
             }
             index
         };
@@ -521,11 +536,15 @@ impl Service {
         if !self.store.delete_user(tenant.id, id).await? {
             return Err(ServiceError::not_found("user", id));
         }
+        let mut catalog = tenant.catalog.write();
         let mut users = tenant.users.write();
         if let Some(u) = users.index.get(id).copied() {
             let entry = &mut users.users[u as usize];
             entry.deleted = true;
-            entry.events.clear();
+            for e in entry.events.drain(..).filter(|e| e.positive) {
+                let count = &mut catalog.positive_counts[e.item as usize];
+                *count = count.saturating_sub(1);
+            }
         }
         Ok(())
     }
@@ -591,13 +610,13 @@ impl Service {
     ) -> Result<(), ServiceError> {
         let _guard = tenant.write_lock.lock().await;
         self.store.insert_feedback(tenant.id, rows).await?;
-        let catalog = tenant.catalog.read();
+        let mut catalog = tenant.catalog.write();
         let mut users = tenant.users.write();
         for f in rows {
             // The item may have been deleted between validation and here; the store then
             // holds an orphan row that the next load skips, and memory must skip it too.
             if let Some(item) = catalog.live_index(&f.item_id) {
-                apply_event(&mut users, &self.config, item, f);
+                apply_event(&mut users, &mut catalog, &self.config, item, f);
             }
         }
         tenant

@@ -66,7 +66,12 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(recommend::for_user_in_context),
         )
         .route("/v1/items/{item_id}/similar", get(recommend::similar))
+        .route(
+            "/v1/recommend/session",
+            axum::routing::post(recommend::session),
+        )
         .route("/v1/popular", get(recommend::popular))
+        .route("/v1/trending", get(recommend::trending))
         // Models.
         .route("/v1/models/train", post(recommend::train))
         .route("/v1/training", get(recommend::training_status))

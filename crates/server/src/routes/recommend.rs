@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery, Auth, parse_json};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, parse_json};
 
 /// Query parameters shared by the recommend routes.
 #[derive(Deserialize)]
@@ -21,14 +21,32 @@ use crate::extract::{ApiPath, ApiQuery, Auth, parse_json};
 pub struct RecommendParams {
     #[serde(default = "default_n")]
     n: usize,
-    /// Comma-separated; items in any of them.
+    /// Comma-separated; items in any of them (or all, with `category_match=all`).
     #[serde(default)]
     category: Option<String>,
+    #[serde(default)]
+    category_match: CategoryMatch,
     /// Comma-separated item ids never to return.
     #[serde(default)]
     exclude: Option<String>,
     #[serde(default = "yes")]
     exclude_seen: bool,
+    /// Expression over item fields and metadata, e.g. `year >= 1990 AND NOT "Horror" IN categories`.
+    #[serde(default)]
+    filter: Option<String>,
+    /// 0..1: trade relevance for variety.
+    #[serde(default)]
+    diversity: Option<f32>,
+    #[serde(default)]
+    max_per_category: Option<usize>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoryMatch {
+    #[default]
+    Any,
+    All,
 }
 
 fn default_n() -> usize {
@@ -56,8 +74,12 @@ impl RecommendParams {
         RecommendOptions {
             n: self.n,
             categories: split_list(&self.category),
+            all_categories: self.category_match == CategoryMatch::All,
             exclude_seen: self.exclude_seen,
             exclude: split_list(&self.exclude),
+            filter: self.filter.clone(),
+            diversity: self.diversity,
+            max_per_category: self.max_per_category,
         }
     }
 }
@@ -115,6 +137,62 @@ pub async fn popular(
 ) -> ApiResult<Json<Vec<Recommendation>>> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
     Ok(Json(state.service.popular(tenant, &params.options())?))
+}
+
+pub async fn trending(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiQuery(params): ApiQuery<RecommendParams>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let tenant = caller.tenant_for(Capability::Recommend)?;
+    Ok(Json(state.service.trending(tenant, &params.options())?))
+}
+
+/// Body of `POST /v1/recommend/session`: the items an anonymous session engaged with, and the
+/// same options as the query parameters of the other recommend routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionBody {
+    items: Vec<String>,
+    #[serde(default = "default_n")]
+    n: usize,
+    #[serde(default)]
+    category: Option<Vec<String>>,
+    #[serde(default)]
+    category_match: CategoryMatch,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default = "yes")]
+    exclude_seen: bool,
+    #[serde(default)]
+    filter: Option<String>,
+    #[serde(default)]
+    diversity: Option<f32>,
+    #[serde(default)]
+    max_per_category: Option<usize>,
+}
+
+pub async fn session(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiJson(body): ApiJson<SessionBody>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let tenant = caller.tenant_for(Capability::Recommend)?;
+    let options = RecommendOptions {
+        n: body.n,
+        categories: body.category.unwrap_or_default(),
+        all_categories: body.category_match == CategoryMatch::All,
+        exclude_seen: body.exclude_seen,
+        exclude: body.exclude,
+        filter: body.filter,
+        diversity: body.diversity,
+        max_per_category: body.max_per_category,
+    };
+    Ok(Json(state.service.recommend_session(
+        tenant,
+        &body.items,
+        &options,
+    )?))
 }
 
 #[derive(Deserialize, Default)]

@@ -1,0 +1,308 @@
+//! What product teams control: filters, diversity, sessions, new items, trending.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn expression_and_category_filters() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await;
+    server
+        .patch(
+            "/v1/items/aliens",
+            Some(&key),
+            json!({"metadata": {"year": 1986, "studio": {"name": "Fox"}}}),
+        )
+        .await;
+    server
+        .patch(
+            "/v1/items/t2",
+            Some(&key),
+            json!({"metadata": {"year": 1991}}),
+        )
+        .await;
+
+    let f = encode("year >= 1980 AND NOT \"Horror\" IN categories");
+    let (s, recs) = server
+        .get(&format!("/v1/popular?n=8&filter={f}"), Some(&key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{recs}");
+    let mut got = ids(&recs);
+    got.sort();
+    assert_eq!(got, ["aliens", "t2"]);
+
+    let f = encode("studio.name = 'fox' OR title CONTAINS 'casino'");
+    let (_, recs) = server
+        .get(&format!("/v1/popular?n=8&filter={f}"), Some(&key))
+        .await;
+    let mut got = ids(&recs);
+    got.sort();
+    assert_eq!(got, ["aliens", "casino"]);
+
+    // The same filter on the personal and context routes.
+    let f = encode("year < 1990");
+    let (_, recs) = server
+        .get(&format!("/v1/recommend/eve?n=8&filter={f}"), Some(&key))
+        .await;
+    assert!(ids(&recs).iter().all(|i| i == "alien"), "{recs}");
+    let (_, recs) = server
+        .get(
+            &format!("/recommend/eve/t2?n=8&exclude_seen=false&filter={f}"),
+            Some(&key),
+        )
+        .await;
+    assert!(
+        ids(&recs)
+            .iter()
+            .all(|i| ["alien", "aliens"].contains(&i.as_str())),
+        "{recs}"
+    );
+
+    // Categories: any (default) or all.
+    let (_, recs) = server
+        .get("/v1/popular?n=8&category=Horror,Comedy", Some(&key))
+        .await;
+    assert_eq!(ids(&recs).len(), 3, "{recs}");
+    let (_, recs) = server
+        .get(
+            "/v1/popular?n=8&category=Sci-Fi,Horror&category_match=all",
+            Some(&key),
+        )
+        .await;
+    assert_eq!(ids(&recs), ["alien"]);
+
+    // Bad expressions: 422 with the reason.
+    for (expr, needle) in [
+        ("year >=", "ends too early"),
+        ("colour = 'red'", "colour"),
+        ("(year > 1", ")"),
+        ("year ~ 2", "unexpected"),
+    ] {
+        let (s, b) = server
+            .get(
+                &format!("/v1/recommend/ann?filter={}", encode(expr)),
+                Some(&key),
+            )
+            .await;
+        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+        let msg = b["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("filter") && msg.contains(needle),
+            "{expr}: {msg}"
+        );
+    }
+    let long = encode(&format!("title = '{}'", "x".repeat(3000)));
+    let (s, b) = server
+        .get(&format!("/v1/popular?filter={long}"), Some(&key))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, b) = server
+        .get("/v1/popular?category_match=some", Some(&key))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+#[tokio::test]
+async fn diversity_spreads_the_list_over_categories() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    // Ten action films watched by many, ten comedies by fewer.
+    let mut items = Vec::new();
+    for i in 0..10 {
+        items.push(json!({"id": format!("act{i}"), "title": format!("Action {i}"), "categories": ["Action"]}));
+        items.push(json!({"id": format!("com{i}"), "title": format!("Comedy {i}"), "categories": ["Comedy"]}));
+    }
+    server
+        .post("/v1/items", Some(&key), Value::Array(items))
+        .await;
+    let mut events = Vec::new();
+    for u in 0..20 {
+        for i in 0..10 {
+            events.push(
+                json!({"user_id": format!("u{u}"), "item_id": format!("act{i}"), "type": "view"}),
+            );
+            if u < 10 {
+                events.push(json!({"user_id": format!("u{u}"), "item_id": format!("com{i}"), "type": "view"}));
+            }
+        }
+    }
+    server
+        .post("/v1/feedback", Some(&key), Value::Array(events))
+        .await;
+    server
+        .post("/v1/models/train?wait=true", Some(&key), json!({}))
+        .await;
+
+    let count = |recs: &Value, cat: &str| {
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["categories"][0] == cat)
+            .count()
+    };
+    let (_, plain) = server.get("/v1/popular?n=6", Some(&key)).await;
+    assert_eq!(count(&plain, "Action"), 6, "{plain}");
+    let (_, capped) = server
+        .get("/v1/popular?n=6&max_per_category=3", Some(&key))
+        .await;
+    assert_eq!(
+        (count(&capped, "Action"), count(&capped, "Comedy")),
+        (3, 3),
+        "{capped}"
+    );
+    let (_, mixed) = server
+        .get("/v1/popular?n=6&diversity=0.7", Some(&key))
+        .await;
+    assert!(count(&mixed, "Comedy") >= 2, "{mixed}");
+    assert_eq!(
+        mixed[0]["item_id"], plain[0]["item_id"],
+        "the most relevant item stays first"
+    );
+    let (s, b) = server.get("/v1/popular?diversity=1.5", Some(&key)).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, b) = server
+        .get("/v1/recommend/newbie?max_per_category=0", Some(&key))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+#[tokio::test]
+async fn anonymous_sessions_get_recommendations() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    let publishable = server.key("films", "publishable").await;
+    server.seed_films(&key).await;
+    let (s, recs) = server
+        .post(
+            "/v1/recommend/session",
+            Some(&publishable),
+            json!({"items": ["heat", "amelie"], "n": 2}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{recs}");
+    let got = ids(&recs);
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter()
+            .all(|i| ["casino", "clueless"].contains(&i.as_str())),
+        "{recs}"
+    );
+    assert_eq!(recs[0]["reason"]["kind"], "because_you_engaged");
+    // Unknown items in a session are ignored; an empty session gets popular items.
+    let (s, recs) = server
+        .post(
+            "/v1/recommend/session",
+            Some(&key),
+            json!({"items": ["nope"], "n": 3, "category": ["Crime"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["reason"]["kind"] == "popular")
+    );
+    let (s, b) = server
+        .post("/v1/recommend/session", Some(&key), json!({"n": 3}))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, b) = server
+        .post(
+            "/v1/recommend/session",
+            Some(&key),
+            json!({"items": ["a\u{0}b"]}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_new_item_is_recommendable_at_once_through_its_content() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await;
+    // Added after training, with no feedback at all.
+    let (s, _) = server
+        .put(
+            "/v1/items/alien3",
+            Some(&key),
+            json!({"title": "Alien 3", "categories": ["Sci-Fi", "Horror"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, recs) = server.get("/v1/recommend/ann?n=3", Some(&key)).await;
+    let new = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["item_id"] == "alien3")
+        .unwrap_or_else(|| panic!("not proposed: {recs}"));
+    assert_eq!(new["reason"]["kind"], "new_item");
+    // A crime fan does not get it.
+    let (_, recs) = server.get("/v1/recommend/cat?n=3", Some(&key)).await;
+    assert!(!ids(&recs).contains(&"alien3".to_string()), "{recs}");
+    // Similar items fall back on content for it.
+    let (s, sim) = server.get("/v1/items/alien3/similar?n=2", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(sim[0]["item_id"], "alien", "{sim}");
+    // With feedback it is popular before any retraining.
+    server
+        .post(
+            "/v1/feedback",
+            Some(&key),
+            json!([
+                {"user_id": "x1", "item_id": "alien3", "type": "view"},
+                {"user_id": "x2", "item_id": "alien3", "type": "view"},
+                {"user_id": "x3", "item_id": "alien3", "type": "view"},
+                {"user_id": "x4", "item_id": "alien3", "type": "view"}
+            ]),
+        )
+        .await;
+    let (_, pop) = server.get("/v1/popular?n=3", Some(&key)).await;
+    assert!(ids(&pop).contains(&"alien3".to_string()), "{pop}");
+}
+
+#[tokio::test]
+async fn trending_follows_the_latest_week() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await;
+    let week = 7 * 24 * 3600;
+    let now = 1_800_000_000i64;
+    let mut events = Vec::new();
+    // heat: steady (4 a week for a month, 4 this week); clueless: a jump this week.
+    for u in 0..16 {
+        events.push(json!({"user_id": format!("old{u}"), "item_id": "heat", "type": "view", "timestamp": now - 2 * week - u}));
+    }
+    for u in 0..4 {
+        events.push(json!({"user_id": format!("new{u}"), "item_id": "heat", "type": "view", "timestamp": now - u}));
+    }
+    for u in 0..8 {
+        events.push(json!({"user_id": format!("hot{u}"), "item_id": "clueless", "type": "view", "timestamp": now - u}));
+    }
+    server
+        .post("/v1/feedback", Some(&key), Value::Array(events))
+        .await;
+    let (s, trending) = server.get("/v1/trending?n=3", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{trending}");
+    assert_eq!(trending[0]["item_id"], "clueless", "{trending}");
+    assert_eq!(trending[0]["reason"]["kind"], "trending");
+    assert!(
+        !ids(&trending).contains(&"heat".to_string()),
+        "steady is not trending: {trending}"
+    );
+}
