@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod experiments;
 pub mod filter;
 pub mod import;
 mod recommend;
@@ -99,6 +100,7 @@ impl Service {
             tenant.generation,
         ));
         writes::load_state(&self.store, &self.config, &state).await?;
+        experiments::load_running(&self.store, &state).await?;
         self.tenants.write().insert(tenant.id, state.clone());
         Ok(state)
     }
@@ -319,6 +321,7 @@ impl Service {
             }
         }
         for tenant in self.tenants() {
+            self.flush_impressions(&tenant).await?;
             if self.needs_training(&tenant) {
                 self.spawn_training(tenant);
             }

@@ -16,6 +16,7 @@ use recsys::top_k;
 
 use crate::Service;
 use crate::error::ServiceError;
+use crate::experiments::new_recommendation_id;
 use crate::filter::Expr;
 use crate::state::{Catalog, ServingModel, TenantState};
 use crate::types::*;
@@ -320,7 +321,35 @@ impl Service {
                 None => (Vec::new(), Vec::new()),
             }
         };
-        self.rank(tenant, &catalog, &history, seen, context, options)
+        // Users in a running experiment get their variant's model (the default model for
+        // variants without their own, or while theirs is training).
+        let experiment = tenant.experiment.load_full();
+        let variant = experiment.as_ref().map(|e| e.bucket(user_id));
+        let model = match (&experiment, variant) {
+            (Some(_), Some(v)) => tenant
+                .variant_models
+                .read()
+                .get(&v)
+                .cloned()
+                .or_else(|| tenant.model.load_full()),
+            _ => tenant.model.load_full(),
+        };
+        let mut list = self.rank(model.as_deref(), &catalog, &history, seen, context, options)?;
+        let (recommendation_id, variant_name) = match (&experiment, variant) {
+            (Some(e), Some(v)) => {
+                e.count_impression(v);
+                (
+                    new_recommendation_id(Some((&e.id, v))),
+                    Some(e.variants[v].name.clone()),
+                )
+            }
+            _ => (new_recommendation_id(None), None),
+        };
+        for r in &mut list {
+            r.recommendation_id.clone_from(&recommendation_id);
+            r.variant.clone_from(&variant_name);
+        }
+        Ok(list)
     }
 
     /// Recommendations for an anonymous session: the items it engaged with, in any order.
@@ -352,12 +381,14 @@ impl Service {
         } else {
             Vec::new()
         };
-        self.rank(tenant, &catalog, &history, seen, None, options)
+        let model = tenant.model.load_full();
+        let list = self.rank(model.as_deref(), &catalog, &history, seen, None, options)?;
+        Ok(with_list_id(list))
     }
 
     fn rank(
         &self,
-        tenant: &TenantState,
+        model: Option<&ServingModel>,
         catalog: &Catalog,
         history: &[(u32, f32)],
         mut excluded: Vec<u32>,
@@ -365,8 +396,6 @@ impl Service {
         options: &RecommendOptions,
     ) -> Result<Vec<Recommendation>, ServiceError> {
         validate(options)?;
-        let model_guard = tenant.model.load();
-        let model: Option<&ServingModel> = model_guard.as_deref();
         excluded.extend(context);
         let filter = Filter::new(catalog, options, excluded)?;
         let n = options.n;
@@ -638,11 +667,12 @@ impl Service {
             } else {
                 out
             };
-        Ok(out
-            .into_iter()
-            .take(options.n)
-            .map(|p| to_recommendation(&catalog, p.item, p.score, p.reason))
-            .collect())
+        Ok(with_list_id(
+            out.into_iter()
+                .take(options.n)
+                .map(|p| to_recommendation(&catalog, p.item, p.score, p.reason))
+                .collect(),
+        ))
     }
 
     /// The most popular servable items (time-decayed), filtered.
@@ -673,10 +703,12 @@ impl Service {
             options.diversity.unwrap_or(0.0),
             options.max_per_category,
         );
-        Ok(ranked
-            .into_iter()
-            .map(|p| to_recommendation(&catalog, p.item, p.score, p.reason))
-            .collect())
+        Ok(with_list_id(
+            ranked
+                .into_iter()
+                .map(|p| to_recommendation(&catalog, p.item, p.score, p.reason))
+                .collect(),
+        ))
     }
 
     /// Items gaining attention: positive feedback in the last week against the weekly rate of
@@ -726,22 +758,24 @@ impl Service {
                 }
             })
             .collect();
-        Ok(top_k(&scores, options.n, |i| {
-            filter.keep(i) && scores[i as usize] > 0.0
-        })
-        .into_iter()
-        .map(|(i, s)| {
-            let reason = Reason {
-                kind: "trending",
-                items: Vec::new(),
-                message: format!(
-                    "Trending: {} engagements this week",
-                    recent[i as usize] as u32
-                ),
-            };
-            to_recommendation(&catalog, i, s, reason)
-        })
-        .collect())
+        Ok(with_list_id(
+            top_k(&scores, options.n, |i| {
+                filter.keep(i) && scores[i as usize] > 0.0
+            })
+            .into_iter()
+            .map(|(i, s)| {
+                let reason = Reason {
+                    kind: "trending",
+                    items: Vec::new(),
+                    message: format!(
+                        "Trending: {} engagements this week",
+                        recent[i as usize] as u32
+                    ),
+                };
+                to_recommendation(&catalog, i, s, reason)
+            })
+            .collect(),
+        ))
     }
 
     /// The serving model of a tenant, if trained.
@@ -758,5 +792,16 @@ fn to_recommendation(catalog: &Catalog, i: u32, score: f32, reason: Reason) -> R
         score: if score.is_finite() { score } else { 0.0 },
         reason,
         categories: item.categories.to_vec(),
+        recommendation_id: String::new(),
+        variant: None,
     }
+}
+
+/// Gives every item of a list the list's id.
+fn with_list_id(mut list: Vec<Recommendation>) -> Vec<Recommendation> {
+    let id = new_recommendation_id(None);
+    for r in &mut list {
+        r.recommendation_id.clone_from(&id);
+    }
+    list
 }

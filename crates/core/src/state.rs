@@ -260,6 +260,10 @@ pub struct TenantState {
     pub catalog: RwLock<Catalog>,
     pub users: RwLock<Users>,
     pub model: ArcSwapOption<ServingModel>,
+    /// The running A/B experiment, if any.
+    pub experiment: ArcSwapOption<crate::experiments::RunningExperiment>,
+    /// Models of the running experiment's variants that have their own algorithm, by variant.
+    pub variant_models: RwLock<HashMap<usize, Arc<ServingModel>>>,
     /// Serializes writes: store commit, then memory update, in one order.
     pub write_lock: tokio::sync::Mutex<()>,
     pub events_since_training: AtomicU64,
@@ -277,6 +281,8 @@ impl TenantState {
             catalog: RwLock::default(),
             users: RwLock::default(),
             model: ArcSwapOption::empty(),
+            experiment: ArcSwapOption::empty(),
+            variant_models: RwLock::default(),
             write_lock: tokio::sync::Mutex::new(()),
             events_since_training: AtomicU64::new(0),
             training: AtomicBool::new(false),

@@ -151,7 +151,71 @@ impl Service {
             .fetch_sub(events_at_start, Ordering::AcqRel);
         tenant.training_state.lock().last_error = None;
         tracing::info!(tenant = %tenant.name, version, train_ms, "model swapped in");
+        drop(_slot);
+        if let Err(e) = self.train_variants(tenant).await {
+            tracing::warn!(tenant = %tenant.name, error = %e, "training experiment variants failed");
+        }
         Ok(Some(info))
+    }
+
+    /// Trains the models of the running experiment's variants that name their own algorithm.
+    /// They are not recorded as versions: they live as long as the experiment.
+    pub async fn train_variants(&self, tenant: &Arc<TenantState>) -> Result<(), ServiceError> {
+        let Some(experiment) = tenant.experiment.load_full() else {
+            return Ok(());
+        };
+        let configs: Vec<(usize, AlgorithmConfig)> = experiment
+            .variants
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.model.clone().map(|m| (i, m)))
+            .collect();
+        if configs.is_empty() {
+            return Ok(());
+        }
+        let _slot = self
+            .training_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        let (data, n_users) = snapshot(tenant);
+        let trained = tokio::task::spawn_blocking(move || {
+            configs
+                .into_iter()
+                .map(|(i, config)| {
+                    let started = Instant::now();
+                    let model = recsys::train(&config, &data);
+                    (i, config, model, started.elapsed().as_millis() as i64)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("training task: {e}")))?;
+        let mut models = std::collections::HashMap::new();
+        for (i, config, model, train_ms) in trained {
+            let model = model.map_err(|e| ServiceError::Internal(format!("variant {i}: {e}")))?;
+            let info = ModelVersionInfo {
+                version: 0,
+                algorithm: serde_json::to_value(&config).unwrap_or_default(),
+                trained_at: Timestamp::now(),
+                users: n_users as i64,
+                items: model.n_items() as i64,
+                interactions: 0,
+                train_ms,
+            };
+            models.insert(i, Arc::new(ServingModel { model, info }));
+        }
+        // Only if the experiment is still the running one.
+        if tenant
+            .experiment
+            .load()
+            .as_ref()
+            .is_some_and(|e| e.id == experiment.id)
+        {
+            *tenant.variant_models.write() = models;
+        }
+        Ok(())
     }
 
     pub async fn training_status(

@@ -206,6 +206,9 @@ pub struct FeedbackInput {
     /// user, item and type replaces it, so retries are harmless.
     #[serde(default)]
     pub timestamp: Option<Timestamp>,
+    /// The `recommendation_id` of the list the user acted on, for experiment attribution.
+    #[serde(default)]
+    pub recommendation_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -241,6 +244,11 @@ pub struct Recommendation {
     pub score: f32,
     pub reason: Reason,
     pub categories: Vec<String>,
+    /// Identifies the list this item was served in; send it back with feedback
+    /// (`recommendation_id`) to attribute clicks and conversions.
+    pub recommendation_id: String,
+    /// The experiment variant that produced the list, if the user is in an experiment.
+    pub variant: Option<String>,
 }
 
 /// Options shared by every recommend route.

@@ -561,6 +561,7 @@ impl Service {
     ) -> Result<usize, ServiceError> {
         self.check_batch_size(inputs.len())?;
         let now = Timestamp::now();
+        let mut attributed: Vec<(String, String)> = Vec::new();
         let mut rows = Vec::with_capacity(inputs.len());
         {
             let catalog = tenant.catalog.read();
@@ -586,9 +587,17 @@ impl Service {
                             format!("item {:?} does not exist; create it first", e.item_id),
                         ));
                     }
+                    if let Some(r) = &e.recommendation_id
+                        && let Err(m) = crate::experiments::parse_recommendation_id(r)
+                    {
+                        return Err(ServiceError::invalid("recommendation_id", m));
+                    }
                     Ok(())
                 };
                 check().map_err(at_index(index))?;
+                if let Some(r) = e.recommendation_id {
+                    attributed.push((r, e.kind.clone()));
+                }
                 rows.push(FeedbackRow {
                     user_id: e.user_id,
                     item_id: e.item_id,
@@ -599,6 +608,8 @@ impl Service {
             }
         }
         self.write_feedback(tenant, &rows).await?;
+        // After the commit: attribution is idempotent, so a retried batch counts once.
+        self.attribute(tenant, &attributed).await?;
         Ok(rows.len())
     }
 

@@ -72,6 +72,8 @@ pub enum Capability {
     UsersWrite,
     /// Start training and read model versions.
     Train,
+    /// Create, stop and read A/B experiments.
+    Experiments,
     /// Create and revoke the tenant's keys.
     ManageKeys,
 }
@@ -86,6 +88,7 @@ impl Capability {
             Capability::UsersRead => "users:read",
             Capability::UsersWrite => "users:write",
             Capability::Train => "models:train",
+            Capability::Experiments => "experiments",
             Capability::ManageKeys => "keys:manage",
         }
     }

@@ -53,6 +53,13 @@ async fn every_tenant_route_needs_a_key() {
         (Method::GET, "/v1/recommend/u/x"),
         (Method::GET, "/recommend/u/x"),
         (Method::GET, "/v1/popular"),
+        (Method::GET, "/v1/trending"),
+        (Method::POST, "/v1/recommend/session"),
+        (Method::POST, "/v1/experiments"),
+        (Method::GET, "/v1/experiments"),
+        (Method::GET, "/v1/experiments/exp_1"),
+        (Method::POST, "/v1/experiments/exp_1/stop"),
+        (Method::GET, "/v1/experiments/exp_1/results"),
         (Method::POST, "/v1/models/train"),
         (Method::GET, "/v1/training"),
         (Method::GET, "/v1/admin/tenants"),
@@ -739,6 +746,26 @@ async fn tenants_cannot_see_each_other() {
     let a = server.tenant_with_key("alpha", "secret").await;
     let b = server.tenant_with_key("beta", "secret").await;
     server.seed_films(&b).await;
+    let (s, exp) = server.post("/v1/experiments", Some(&b), json!({"name": "e", "variants": [{"name": "a", "share": 1}, {"name": "b", "share": 1}]})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let exp_id = exp["id"].as_str().unwrap().to_string();
+    for path in [
+        format!("/v1/experiments/{exp_id}"),
+        format!("/v1/experiments/{exp_id}/results"),
+    ] {
+        let (s, body) = server.get(&path, Some(&a)).await;
+        assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+    }
+    let (s, body) = server
+        .post(
+            &format!("/v1/experiments/{exp_id}/stop"),
+            Some(&a),
+            json!({}),
+        )
+        .await;
+    assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+    let (_, list) = server.get("/v1/experiments", Some(&a)).await;
+    assert!(list["experiments"].as_array().unwrap().is_empty());
     // Beta's users and items are absent for alpha on every route.
     let not_found: &[(Method, &str, Option<Value>)] = &[
         (Method::GET, "/v1/items/heat", None),

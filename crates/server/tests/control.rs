@@ -306,3 +306,174 @@ async fn trending_follows_the_latest_week() {
         "steady is not trending: {trending}"
     );
 }
+
+#[tokio::test]
+async fn experiments_bucket_users_and_attribute_feedback() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    let publishable = server.key("films", "publishable").await;
+    server.seed_films(&key).await;
+
+    let (s, b) = server
+        .post(
+            "/v1/experiments",
+            Some(&key),
+            json!({"name": "one", "variants": [{"name": "a", "share": 1}]}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, b) = server.post("/v1/experiments", Some(&key), json!({"name": "neg", "variants": [{"name": "a", "share": 1}, {"name": "b", "share": -1}]})).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, b) = server.post("/v1/experiments", Some(&key), json!({"name": "bad", "variants": [{"name": "a", "share": 1}, {"name": "b", "share": 1, "model": {"algorithm": "ease", "lambda": 0}}]})).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let (s, b) = server
+        .post(
+            "/v1/experiments",
+            Some(&publishable),
+            json!({"name": "x", "variants": []}),
+        )
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+
+    let (s, exp) = server
+        .post(
+            "/v1/experiments",
+            Some(&key),
+            json!({"name": "knn vs default", "variants": [
+                {"name": "control", "share": 1},
+                {"name": "knn", "share": 1, "model": {"algorithm": "item_knn", "neighbors": 20, "shrinkage": 0}}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{exp}");
+    let id = exp["id"].as_str().unwrap().to_string();
+    let (s, b) = server.post("/v1/experiments", Some(&key), json!({"name": "second", "variants": [{"name": "a", "share": 1}, {"name": "b", "share": 1}]})).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+
+    // Many users, each always in the same variant; every list names its variant and id.
+    let mut variant_of = std::collections::HashMap::new();
+    let mut lists = Vec::new();
+    for u in 0..40 {
+        let user = format!("viewer{u}");
+        for _ in 0..2 {
+            let (s, recs) = server
+                .get(&format!("/v1/recommend/{user}?n=2"), Some(&publishable))
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            let v = recs[0]["variant"].as_str().unwrap().to_string();
+            assert_eq!(
+                variant_of.entry(user.clone()).or_insert(v.clone()),
+                &v,
+                "stable bucket"
+            );
+            let rid = recs[0]["recommendation_id"].as_str().unwrap().to_string();
+            assert!(rid.contains(&id), "{rid}");
+            assert!(
+                recs.as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["recommendation_id"] == rid)
+            );
+            lists.push((
+                user.clone(),
+                v,
+                rid,
+                recs[0]["item_id"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let knn_users = variant_of.values().filter(|v| *v == "knn").count();
+    assert!(
+        (8..=32).contains(&knn_users),
+        "both variants get users: {knn_users}"
+    );
+
+    // Clicks: every "knn" list is clicked, one "control" list in four; one conversion in knn.
+    let mut events = Vec::new();
+    let mut clicked = 0;
+    for (n, (user, v, rid, item)) in lists.iter().enumerate() {
+        if v == "knn" || n % 4 == 0 {
+            events.push(json!({"user_id": user, "item_id": item, "type": "click", "recommendation_id": rid}));
+            // A second click on the same list counts once.
+            events.push(
+                json!({"user_id": user, "item_id": item, "type": "view", "recommendation_id": rid}),
+            );
+            if v == "knn" {
+                clicked += 1;
+            }
+        }
+    }
+    let (user, _, rid, item) = lists.iter().find(|l| l.1 == "knn").unwrap();
+    events.push(
+        json!({"user_id": user, "item_id": item, "type": "purchase", "recommendation_id": rid}),
+    );
+    let (s, b) = server
+        .post(
+            "/v1/feedback",
+            Some(&publishable),
+            Value::Array(events.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // Retried: counted once.
+    server
+        .post("/v1/feedback", Some(&publishable), Value::Array(events))
+        .await;
+
+    let (s, results) = server
+        .get(&format!("/v1/experiments/{id}/results"), Some(&key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{results}");
+    let control = &results["variants"][0];
+    let knn = &results["variants"][1];
+    assert_eq!(
+        control["impressions"].as_u64().unwrap() + knn["impressions"].as_u64().unwrap(),
+        80
+    );
+    assert_eq!(knn["clicks"].as_u64().unwrap(), clicked);
+    assert_eq!(
+        knn["impressions"].as_u64().unwrap(),
+        clicked,
+        "every knn list was clicked"
+    );
+    assert_eq!(knn["ctr"].as_f64().unwrap(), 1.0);
+    assert_eq!(knn["conversions"], 1);
+    assert!(control["ctr"].as_f64().unwrap() < 0.5);
+    assert!(knn["ctr_p_value"].as_f64().unwrap() < 0.01, "{results}");
+    assert!(control["ctr_p_value"].is_null());
+
+    // A recommendation_id that is not ours is refused with its index.
+    let (s, b) = server.post("/v1/feedback", Some(&key), json!([{"user_id": "u", "item_id": "heat", "type": "click", "recommendation_id": "forged"}])).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_batch");
+
+    let (s, list) = server.get("/v1/experiments", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list["experiments"][0]["status"], "running");
+    let (s, stopped) = server
+        .post(&format!("/v1/experiments/{id}/stop"), Some(&key), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{stopped}");
+    assert_eq!(stopped["status"], "stopped");
+    let (s, b) = server
+        .post(&format!("/v1/experiments/{id}/stop"), Some(&key), json!({}))
+        .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    let (_, recs) = server.get("/v1/recommend/viewer1", Some(&key)).await;
+    assert!(recs[0]["variant"].is_null());
+    // Results stay readable, with the impressions flushed at stop.
+    let (_, after) = server
+        .get(&format!("/v1/experiments/{id}/results"), Some(&key))
+        .await;
+    assert_eq!(after["variants"][1]["clicks"], knn["clicks"]);
+    let total: u64 = after["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["impressions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 80);
+    let (s, b) = server
+        .get("/v1/experiments/exp_nothing/results", Some(&key))
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+}

@@ -631,6 +631,136 @@ impl Store {
     }
 }
 
+impl Store {
+    // ----------------------------------------------------------------------------------------
+    // Experiments
+
+    pub async fn insert_experiment(&self, tenant_id: i64, e: &ExperimentRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO experiments (tenant_id, id, name, definition, status, created_at, stopped_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(tenant_id)
+        .bind(&e.id)
+        .bind(&e.name)
+        .bind(e.definition.to_string())
+        .bind(&e.status)
+        .bind(e.created_at)
+        .bind(e.stopped_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn experiments(&self, tenant_id: i64) -> Result<Vec<ExperimentRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, definition, status, created_at, stopped_at FROM experiments \
+             WHERE tenant_id = $1 ORDER BY created_at DESC, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ExperimentRow::from_row).collect()
+    }
+
+    /// Marks a running experiment stopped; false if it was not running.
+    pub async fn stop_experiment(&self, tenant_id: i64, id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE experiments SET status = 'stopped', stopped_at = $1 \
+             WHERE tenant_id = $2 AND id = $3 AND status = 'running'",
+        )
+        .bind(now_ms())
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Adds served lists to a variant's impression count.
+    pub async fn add_impressions(
+        &self,
+        tenant_id: i64,
+        experiment_id: &str,
+        variant: i64,
+        delta: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO experiment_impressions (tenant_id, experiment_id, variant, impressions) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, experiment_id, variant) \
+             DO UPDATE SET impressions = experiment_impressions.impressions + excluded.impressions",
+        )
+        .bind(tenant_id)
+        .bind(experiment_id)
+        .bind(variant)
+        .bind(delta)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that the list `recommendation_id` led to `outcome` (`click` or `conversion`); each
+    /// list counts once per outcome, however many events name it.
+    pub async fn record_outcome(
+        &self,
+        tenant_id: i64,
+        experiment_id: &str,
+        variant: i64,
+        recommendation_id: &str,
+        outcome: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO experiment_outcomes (tenant_id, experiment_id, variant, recommendation_id, outcome, at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, recommendation_id, outcome) DO NOTHING",
+        )
+        .bind(tenant_id)
+        .bind(experiment_id)
+        .bind(variant)
+        .bind(recommendation_id)
+        .bind(outcome)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Persisted counts per variant index.
+    pub async fn experiment_counts(
+        &self,
+        tenant_id: i64,
+        experiment_id: &str,
+    ) -> Result<std::collections::BTreeMap<i64, VariantCounts>> {
+        let mut out: std::collections::BTreeMap<i64, VariantCounts> = Default::default();
+        let rows = sqlx::query(
+            "SELECT variant, impressions FROM experiment_impressions WHERE tenant_id = $1 AND experiment_id = $2",
+        )
+        .bind(tenant_id)
+        .bind(experiment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            out.entry(r.try_get("variant")?).or_default().impressions = r.try_get("impressions")?;
+        }
+        let rows = sqlx::query(
+            "SELECT variant, outcome, COUNT(*) AS n FROM experiment_outcomes \
+             WHERE tenant_id = $1 AND experiment_id = $2 GROUP BY variant, outcome",
+        )
+        .bind(tenant_id)
+        .bind(experiment_id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let entry = out.entry(r.try_get("variant")?).or_default();
+            let n: i64 = r.try_get("n")?;
+            match r.try_get::<String, _>("outcome")?.as_str() {
+                "click" => entry.clicks = n,
+                _ => entry.conversions = n,
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Appends `rows` groups of `columns` placeholders, numbered from $1: `($1, $2), ($3, $4)`.
 fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
     use std::fmt::Write;

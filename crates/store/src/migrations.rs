@@ -14,7 +14,8 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
+const MIGRATIONS: &[Migration] = &[
+    Migration {
     version: 1,
     name: "initial schema",
     sqlite: "
@@ -145,7 +146,70 @@ CREATE TABLE model_versions (
     PRIMARY KEY (tenant_id, version)
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "experiments",
+        sqlite: "
+CREATE TABLE experiments (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    stopped_at BIGINT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE experiment_impressions (
+    tenant_id BIGINT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    variant BIGINT NOT NULL,
+    impressions BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, experiment_id, variant)
+);
+CREATE TABLE experiment_outcomes (
+    tenant_id BIGINT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    variant BIGINT NOT NULL,
+    recommendation_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, recommendation_id, outcome)
+);
+CREATE INDEX experiment_outcomes_by_experiment ON experiment_outcomes (tenant_id, experiment_id, variant);
+",
+        postgres: "
+CREATE TABLE experiments (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    stopped_at BIGINT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE experiment_impressions (
+    tenant_id BIGINT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    variant BIGINT NOT NULL,
+    impressions BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, experiment_id, variant)
+);
+CREATE TABLE experiment_outcomes (
+    tenant_id BIGINT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    variant BIGINT NOT NULL,
+    recommendation_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, recommendation_id, outcome)
+);
+CREATE INDEX experiment_outcomes_by_experiment ON experiment_outcomes (tenant_id, experiment_id, variant);
+",
+    },
+];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let pool = store.pool();

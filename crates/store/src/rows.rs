@@ -172,6 +172,40 @@ impl ModelVersionRow {
     }
 }
 
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExperimentRow {
+    /// `exp_…`, chosen by the service.
+    pub id: String,
+    pub name: String,
+    /// Variants, shares and outcome types, as JSON.
+    pub definition: Value,
+    /// `running` or `stopped`.
+    pub status: String,
+    pub created_at: i64,
+    pub stopped_at: Option<i64>,
+}
+
+impl ExperimentRow {
+    pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(ExperimentRow {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            definition: json_value(r.try_get("definition")?)?,
+            status: r.try_get("status")?,
+            created_at: r.try_get("created_at")?,
+            stopped_at: r.try_get("stopped_at")?,
+        })
+    }
+}
+
+/// Counts of one variant of an experiment.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VariantCounts {
+    pub impressions: i64,
+    pub clicks: i64,
+    pub conversions: i64,
+}
+
 fn json_list(text: String) -> Result<Vec<String>> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("list column: {e}")))
 }

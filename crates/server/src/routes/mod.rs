@@ -3,6 +3,7 @@
 
 mod admin;
 mod catalog;
+mod experiments;
 mod health;
 mod recommend;
 
@@ -72,6 +73,14 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/v1/popular", get(recommend::popular))
         .route("/v1/trending", get(recommend::trending))
+        // Experiments.
+        .route(
+            "/v1/experiments",
+            post(experiments::create).get(experiments::list),
+        )
+        .route("/v1/experiments/{id}", get(experiments::get))
+        .route("/v1/experiments/{id}/stop", post(experiments::stop))
+        .route("/v1/experiments/{id}/results", get(experiments::results))
         // Models.
         .route("/v1/models/train", post(recommend::train))
         .route("/v1/training", get(recommend::training_status))
