@@ -93,6 +93,10 @@ impl Service {
     // ------------------------------------------------------------------------------------
     // Tenants
 
+    /// Loads a tenant's serving state from the store. Two loads of a tenant may race (a request
+    /// and the background poll both seeing a new tenant): the state already in place wins, so
+    /// writes applied to it are never dropped. Only a reload for a newer generation (data
+    /// changed by another process) replaces it.
     async fn load_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantState>, ServiceError> {
         let state = Arc::new(TenantState::new(
             tenant.id,
@@ -101,8 +105,18 @@ impl Service {
         ));
         writes::load_state(&self.store, &self.config, &state).await?;
         experiments::load_running(&self.store, &state).await?;
-        self.tenants.write().insert(tenant.id, state.clone());
-        Ok(state)
+        let mut tenants = self.tenants.write();
+        match tenants.get(&tenant.id) {
+            Some(existing)
+                if existing.generation.load(Ordering::Acquire) >= tenant.generation as u64 =>
+            {
+                Ok(existing.clone())
+            }
+            _ => {
+                tenants.insert(tenant.id, state.clone());
+                Ok(state)
+            }
+        }
     }
 
     pub fn tenant(&self, id: i64) -> Option<Arc<TenantState>> {
@@ -316,8 +330,7 @@ impl Service {
                 .is_none_or(|t| t.generation.load(Ordering::Acquire) != tenant.generation as u64);
             if stale {
                 tracing::info!(tenant = %tenant.name, "loading tenant data changed by another process");
-                let state = self.load_tenant(&tenant).await?;
-                state.model.store(None);
+                self.load_tenant(&tenant).await?;
             }
         }
         for tenant in self.tenants() {

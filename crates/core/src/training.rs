@@ -158,6 +158,35 @@ impl Service {
         Ok(Some(info))
     }
 
+    /// Like [`Service::train`], but when the tenant is already training, waits for that run:
+    /// without `config` its model is the answer; with one, training runs again with it.
+    pub async fn train_and_wait(
+        &self,
+        tenant: &Arc<TenantState>,
+        config: Option<AlgorithmConfig>,
+    ) -> Result<ModelVersionInfo, ServiceError> {
+        loop {
+            if let Some(info) = self.train(tenant, config.clone()).await? {
+                return Ok(info);
+            }
+            while tenant.training.load(Ordering::Acquire) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if config.is_none() {
+                match tenant.model.load().as_ref() {
+                    Some(m) => return Ok(m.info.clone()),
+                    None => {
+                        let error = tenant.training_state.lock().last_error.clone();
+                        return Err(ServiceError::Internal(format!(
+                            "training failed: {}",
+                            error.unwrap_or_else(|| "unknown error".into())
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
     /// Trains the models of the running experiment's variants that name their own algorithm.
     /// They are not recorded as versions: they live as long as the experiment.
     pub async fn train_variants(&self, tenant: &Arc<TenantState>) -> Result<(), ServiceError> {

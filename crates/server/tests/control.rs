@@ -477,3 +477,84 @@ async fn experiments_bucket_users_and_attribute_feedback() {
         .await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// `../shared/data` beside the repository (or `MARQUEE_SHARED_DATA`).
+fn shared_data() -> std::path::PathBuf {
+    let dir = std::env::var_os("MARQUEE_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+        });
+    assert!(
+        dir.join("ml-100k/u.data").exists(),
+        "the shared datasets are missing at {}",
+        dir.display()
+    );
+    dir
+}
+
+#[tokio::test]
+async fn feedback_reshapes_the_next_list_within_a_second_without_retraining() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("ml", "secret").await;
+    let tenant = server.service.tenant_by_name("ml").unwrap();
+    let data = marquee_core::import::movielens_dir(&shared_data().join("ml-100k")).unwrap();
+    server
+        .service
+        .import(&tenant, data.items, data.feedback, &|_| {})
+        .await
+        .unwrap();
+    let (s, trained) = server
+        .post("/v1/models/train?wait=true", Some(&key), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{trained}");
+    let version = trained["model"]["version"].as_i64().unwrap();
+
+    // A newcomer watches five horror films.
+    let horror = ["184", "200", "201", "218", "219"]; // Army of Darkness, The Shining, Evil Dead II, Cape Fear, A Nightmare on Elm Street
+    let (_, before) = server.get("/v1/recommend/newcomer?n=10", Some(&key)).await;
+    let started = std::time::Instant::now();
+    let events: Vec<Value> = horror
+        .iter()
+        .map(|i| json!({"user_id": "newcomer", "item_id": i, "type": "like"}))
+        .collect();
+    let (s, b) = server
+        .post("/v1/feedback", Some(&key), Value::Array(events))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, after) = server.get("/v1/recommend/newcomer?n=10", Some(&key)).await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < std::time::Duration::from_secs(1),
+        "took {elapsed:?}"
+    );
+    assert_ne!(ids(&before), ids(&after));
+    let horror_count = |list: &Value| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["categories"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("Horror"))
+            })
+            .count()
+    };
+    assert!(horror_count(&after) >= 5, "mostly horror now: {after}");
+    assert!(horror_count(&before) <= 1);
+    assert_eq!(after[0]["reason"]["kind"], "because_you_engaged");
+    assert!(
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| !horror.contains(&r["item_id"].as_str().unwrap()))
+    );
+    let (_, status) = server.get("/v1/training", Some(&key)).await;
+    assert_eq!(
+        status["current"]["version"].as_i64().unwrap(),
+        version,
+        "no retraining happened"
+    );
+}

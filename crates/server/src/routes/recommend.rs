@@ -230,18 +230,11 @@ pub async fn train(
             .map_err(|e| ApiError::unprocessable(format!("model: {e}")))?;
     }
     if params.wait {
-        return match state.service.train(&tenant, config).await? {
-            Some(info) => Ok((
-                StatusCode::OK,
-                Json(json!({"status": "trained", "model": info})),
-            )),
-            None => Ok((
-                StatusCode::CONFLICT,
-                Json(
-                    json!({"error": {"code": "training_in_progress", "message": "this tenant is already training; try again when it finishes"}}),
-                ),
-            )),
-        };
+        let info = state.service.train_and_wait(&tenant, config).await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"status": "trained", "model": info})),
+        ));
     }
     let service = state.service.clone();
     tokio::spawn(async move {
