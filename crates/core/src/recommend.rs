@@ -114,6 +114,14 @@ fn validate(options: &RecommendOptions) -> Result<(), ServiceError> {
             "must be between 0 and 1",
         ));
     }
+    if let Some(e) = options.exploration
+        && !(0.0..=0.5).contains(&e)
+    {
+        return Err(ServiceError::invalid(
+            "exploration",
+            "must be between 0 and 0.5",
+        ));
+    }
     if options.max_per_category == Some(0) {
         return Err(ServiceError::invalid(
             "max_per_category",
@@ -272,6 +280,36 @@ fn diversify(
         out.push(p);
     }
     out
+}
+
+/// Replaces the tail of `list` (a `rate` share of `n`, at least one slot) with items drawn at
+/// random from the model's next-best candidates: lesser-known items get a chance to be seen
+/// and to earn feedback (epsilon-greedy exploration).
+fn explore(list: &mut Vec<Picked>, candidates: &[(u32, f32)], n: usize, rate: f32) {
+    let slots = ((n as f32 * rate).round() as usize).clamp(1, n);
+    let in_list: HashSet<u32> = list.iter().map(|p| p.item).collect();
+    let mut pool: Vec<(u32, f32)> = candidates
+        .iter()
+        .skip(n)
+        .take(n * 5)
+        .filter(|c| !in_list.contains(&c.0))
+        .copied()
+        .collect();
+    let mut rng = rand::rng();
+    let keep = list.len().min(n).saturating_sub(slots.min(pool.len()));
+    list.truncate(keep);
+    while list.len() < n && !pool.is_empty() {
+        let (item, score) = pool.swap_remove(rand::Rng::random_range(&mut rng, 0..pool.len()));
+        list.push(Picked {
+            item,
+            score,
+            reason: Reason {
+                kind: "exploration",
+                items: Vec::new(),
+                message: "Something different you might like".into(),
+            },
+        });
+    }
 }
 
 struct Picked {
@@ -580,9 +618,12 @@ impl Service {
         } else {
             picked
         };
-        Ok(picked
+        let mut list: Vec<Picked> = picked.into_iter().take(n).collect();
+        if let Some(rate) = options.exploration.filter(|&r| r > 0.0) {
+            explore(&mut list, &user_top, n, rate);
+        }
+        Ok(list
             .into_iter()
-            .take(n)
             .map(|p| to_recommendation(catalog, p.item, p.score, p.reason))
             .collect())
     }

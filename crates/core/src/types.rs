@@ -228,7 +228,7 @@ pub struct Feedback {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Reason {
     /// `because_you_engaged`, `similar_to_context`, `similar_item`, `new_item`, `popular`,
-    /// `trending`.
+    /// `trending`, `exploration`.
     pub kind: &'static str,
     /// The items this reason refers to (the history items that contributed most, or the context item).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -269,6 +269,8 @@ pub struct RecommendOptions {
     pub diversity: Option<f32>,
     /// At most this many items per primary (first) category.
     pub max_per_category: Option<usize>,
+    /// 0..0.5: share of the list given to random picks among the next-best candidates.
+    pub exploration: Option<f32>,
 }
 
 impl Default for RecommendOptions {
@@ -282,6 +284,7 @@ impl Default for RecommendOptions {
             filter: None,
             diversity: None,
             max_per_category: None,
+            exploration: None,
         }
     }
 }

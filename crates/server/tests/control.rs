@@ -180,6 +180,34 @@ async fn diversity_spreads_the_list_over_categories() {
 }
 
 #[tokio::test]
+async fn exploration_gives_a_share_of_the_list_to_other_candidates() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await;
+    let (s, recs) = server
+        .get("/v1/recommend/ann?n=2&exploration=0.5", Some(&key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{recs}");
+    let kinds: Vec<&str> = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["because_you_engaged", "exploration"], "{recs}");
+    let (_, plain) = server.get("/v1/recommend/ann?n=2", Some(&key)).await;
+    assert_eq!(
+        recs[0]["item_id"], plain[0]["item_id"],
+        "the best item keeps its place"
+    );
+    assert_ne!(recs[1]["item_id"], plain[1]["item_id"]);
+    let (s, b) = server
+        .get("/v1/recommend/ann?exploration=0.9", Some(&key))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+}
+
+#[tokio::test]
 async fn anonymous_sessions_get_recommendations() {
     let server = TestServer::start().await;
     let key = server.tenant_with_key("films", "secret").await;

@@ -39,6 +39,9 @@ pub struct RecommendParams {
     diversity: Option<f32>,
     #[serde(default)]
     max_per_category: Option<usize>,
+    /// 0..0.5: share of the list for exploration.
+    #[serde(default)]
+    exploration: Option<f32>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq)]
@@ -80,6 +83,7 @@ impl RecommendParams {
             filter: self.filter.clone(),
             diversity: self.diversity,
             max_per_category: self.max_per_category,
+            exploration: self.exploration,
         }
     }
 }
@@ -170,6 +174,9 @@ pub struct SessionBody {
     diversity: Option<f32>,
     #[serde(default)]
     max_per_category: Option<usize>,
+    /// 0..0.5: share of the list for exploration.
+    #[serde(default)]
+    exploration: Option<f32>,
 }
 
 pub async fn session(
@@ -187,6 +194,7 @@ pub async fn session(
         filter: body.filter,
         diversity: body.diversity,
         max_per_category: body.max_per_category,
+        exploration: body.exploration,
     };
     Ok(Json(state.service.recommend_session(
         tenant,
