@@ -39,6 +39,29 @@ pub enum AlgorithmConfig {
         iterations: usize,
         seed: u64,
     },
+    /// RP3β (Paudel et al. 2017; Dacrema et al. 2019): a 3-step random walk item → user → item
+    /// on binary data, `W[i,j] = deg(i)^-α · Σ_u∈U(i)∩U(j) deg(u)^-α · deg(j)^-β`; the `β`
+    /// penalty on the destination's popularity is what lifts it above plain cosine. Keeps the
+    /// `neighbors` largest weights per item. `alpha > 0`, `beta >= 0`.
+    Rp3Beta {
+        alpha: f32,
+        beta: f32,
+        neighbors: usize,
+    },
+    /// A weighted sum of other models' scores, each standardised per request (zero mean, unit
+    /// variance over the catalogue) so that the weights are comparable across algorithms.
+    /// Members may not be blends themselves.
+    ///
+    /// JSON form: `{"algorithm": "blend", "members": [{"weight": 0.7, "config": {...}}, ...]}`.
+    Blend { members: Vec<BlendMember> },
+}
+
+/// One member of [`AlgorithmConfig::Blend`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct BlendMember {
+    /// Finite, `>= 0`; at least one member's weight must be positive.
+    pub weight: f32,
+    pub config: AlgorithmConfig,
 }
 
 impl AlgorithmConfig {
@@ -82,19 +105,21 @@ impl AlgorithmConfig {
             AlgorithmConfig::ItemKnn { .. } => "item_knn",
             AlgorithmConfig::Ease { .. } => "ease",
             AlgorithmConfig::Ials { .. } => "ials",
+            AlgorithmConfig::Rp3Beta { .. } => "rp3_beta",
+            AlgorithmConfig::Blend { .. } => "blend",
         }
     }
 
     /// Rejects hyper-parameters no algorithm can work with (NaN, negative, zero factors…).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |what: String| Err(Error::InvalidConfig(what));
-        match *self {
-            AlgorithmConfig::Popularity { half_life_days } => {
+        match self {
+            &AlgorithmConfig::Popularity { half_life_days } => {
                 if half_life_days.is_nan() {
                     return bad("popularity: half_life_days is NaN".into());
                 }
             }
-            AlgorithmConfig::ItemKnn {
+            &AlgorithmConfig::ItemKnn {
                 neighbors,
                 shrinkage,
             } => {
@@ -107,12 +132,12 @@ impl AlgorithmConfig {
                     ));
                 }
             }
-            AlgorithmConfig::Ease { lambda } => {
+            &AlgorithmConfig::Ease { lambda } => {
                 if !(lambda.is_finite() && lambda > 0.0) {
                     return bad(format!("ease: lambda must be finite and > 0, got {lambda}"));
                 }
             }
-            AlgorithmConfig::Ials {
+            &AlgorithmConfig::Ials {
                 factors,
                 regularization,
                 alpha,
@@ -128,6 +153,40 @@ impl AlgorithmConfig {
                 }
                 if !(alpha.is_finite() && alpha >= 0.0) {
                     return bad(format!("ials: alpha must be finite and >= 0, got {alpha}"));
+                }
+            }
+            &AlgorithmConfig::Rp3Beta {
+                alpha,
+                beta,
+                neighbors,
+            } => {
+                if neighbors == 0 {
+                    return bad("rp3_beta: neighbors must be at least 1".into());
+                }
+                if !(alpha.is_finite() && alpha > 0.0 && beta.is_finite() && beta >= 0.0) {
+                    return bad(format!(
+                        "rp3_beta: need finite alpha > 0 and beta >= 0, got {alpha}, {beta}"
+                    ));
+                }
+            }
+            AlgorithmConfig::Blend { members } => {
+                if members.is_empty() {
+                    return bad("blend: needs at least one member".into());
+                }
+                for m in members {
+                    if matches!(m.config, AlgorithmConfig::Blend { .. }) {
+                        return bad("blend: members cannot be blends".into());
+                    }
+                    if !(m.weight.is_finite() && m.weight >= 0.0) {
+                        return bad(format!(
+                            "blend: weights must be finite and >= 0, got {}",
+                            m.weight
+                        ));
+                    }
+                    m.config.validate()?;
+                }
+                if members.iter().all(|m| m.weight == 0.0) {
+                    return bad("blend: at least one weight must be positive".into());
                 }
             }
         }

@@ -1,5 +1,15 @@
 //! EASE: the closed-form item-item linear autoencoder (Steck, WWW 2019).
 //!
+//! Two exact routes to `P = (XᵀX + λI)⁻¹`, picked by an operation count:
+//!
+//! * **Woodbury (users-side)**, when there are fewer users than items (common: Last.fm 2K has
+//!   1.9k users and 15k items): `P = (I − Xᵀ(XXᵀ + λI)⁻¹X)/λ`. Only a u×u matrix is inverted
+//!   (f64), then `Z = MX` (u × n, sparse-dense) and `XᵀZ` row by row (sparse-dense); the
+//!   `1/λ` cancels in `B`, whose entry is `B[i,j] = (XᵀMX)[i,j] / (1 − q_j)` with
+//!   `q_j = x_jᵀ M x_j` accumulated in f64 (the subtraction `1 − q_j` is where precision is lost).
+//!   Cost ≈ 2u³ + nnz·(u + n) instead of n³: 3.5 s instead of 35 s at Last.fm's 15k items.
+//! * **Direct (items-side)**, otherwise (below).
+//!
 //! `G = XᵀX + λI` is built sparsely (rayon over rows of G, Σ_u n_u² work); `P = G⁻¹` via a
 //! Cholesky factorisation `G = LLᵀ` (G is symmetric positive definite for λ > 0, so LU would be
 //! wasted work and less stable), `L⁻¹` by triangular inversion, and `P = L⁻ᵀL⁻¹` as a triangular
@@ -8,6 +18,7 @@
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{self, LltRegularization};
+use faer::linalg::cholesky::llt::inverse;
 use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -17,6 +28,151 @@ use crate::{Error, Interactions};
 
 /// Returns `B` row-major (n×n), zero diagonal.
 pub(crate) fn fit(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+    if prefers_woodbury(data) {
+        fit_woodbury(data, lambda)
+    } else {
+        fit_direct(data, lambda)
+    }
+}
+
+/// Whether the Woodbury route is expected to be faster. Calibrated on 2 cores (release):
+/// the direct route runs at about 1.2e-11 s per n³ (faer's blocked f32 Cholesky + inverse), the
+/// Woodbury route's u³ part at twice that (f64), but its `XᵀZ` pass reads a u × n matrix once per
+/// interaction and is memory-bound at about 3e-9 s per nnz·n — 250 times the cost of a
+/// blocked flop. Measured: ML-100K (943 × 1.7k) direct 0.08 s vs Woodbury 0.18 s;
+/// ml-latest-small (609 × 5.7k) 2.4 s vs 0.64 s; Last.fm (1.9k × 15k) 35 s vs 3.5 s.
+pub(crate) fn prefers_woodbury(data: &Interactions) -> bool {
+    let (u, n) = (data.n_users() as f64, data.n_items() as f64);
+    let woodbury_cost = 2.0 * u * u * u + 250.0 * data.nnz() as f64 * n;
+    data.n_users() > 0 && woodbury_cost < n * n * n
+}
+
+/// Inverts a symmetric positive definite n×n matrix given column-major (lower triangle read),
+/// returning the full symmetric inverse column-major.
+fn spd_inverse_f64(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, Error> {
+    let par = Par::rayon(0);
+    let mut buf = MemBuffer::new(
+        factor::cholesky_in_place_scratch::<f64>(n, par, Default::default())
+            .or(inverse::inverse_scratch::<f64>(n, par)),
+    );
+    factor::cholesky_in_place(
+        MatMut::from_column_major_slice_mut(&mut a, n, n),
+        LltRegularization::default(),
+        par,
+        MemStack::new(&mut buf),
+        Default::default(),
+    )
+    .map_err(|e| Error::Numerical(format!("ease: Cholesky factorisation failed: {e:?}")))?;
+    let mut out = vec![0f64; n * n];
+    inverse::inverse(
+        MatMut::from_column_major_slice_mut(&mut out, n, n),
+        MatRef::from_column_major_slice(&a, n, n),
+        par,
+        MemStack::new(&mut buf),
+    );
+    for c in 0..n {
+        for r in 0..c {
+            out[c * n + r] = out[r * n + c];
+        }
+    }
+    Ok(out)
+}
+
+/// The Woodbury route (see the module docs).
+pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+    let (nu, n) = (data.n_users(), data.n_items());
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let len = n.checked_mul(n).ok_or(Error::TooManyItems {
+        algorithm: "ease",
+        n_items: n,
+        max: 0,
+    })?;
+    let by_item = data.by_item();
+    // K = XXᵀ + λI (u×u, symmetric so row-major == column-major), f64.
+    let mut k = vec![0f64; nu * nu];
+    k.par_chunks_mut(nu).enumerate().for_each(|(u, row)| {
+        for (&i, &wi) in data
+            .user_items(u as u32)
+            .iter()
+            .zip(data.user_weights(u as u32))
+        {
+            let wi = wi as f64;
+            for (&v, &wv) in by_item
+                .users(i as usize)
+                .iter()
+                .zip(by_item.weights(i as usize))
+            {
+                row[v as usize] += wi * wv as f64;
+            }
+        }
+        row[u] += lambda as f64;
+    });
+    let m = spd_inverse_f64(k, nu)?;
+    // Z = M X, u × n row-major f32 (accumulated in f64).
+    let mut z = vec![0f32; nu * n];
+    z.par_chunks_mut(n).enumerate().for_each_init(
+        || vec![0f64; n],
+        |acc, (u, zrow)| {
+            let mrow = &m[u * nu..(u + 1) * nu];
+            for (v, &muv) in mrow.iter().enumerate() {
+                for (&j, &w) in data
+                    .user_items(v as u32)
+                    .iter()
+                    .zip(data.user_weights(v as u32))
+                {
+                    acc[j as usize] += muv * w as f64;
+                }
+            }
+            for (o, a) in zrow.iter_mut().zip(acc.iter_mut()) {
+                *o = std::mem::take(a) as f32;
+            }
+        },
+    );
+    // q_j = x_jᵀ M x_j, exactly in f64.
+    let q: Vec<f64> = (0..n)
+        .into_par_iter()
+        .map(|j| {
+            let (us, ws) = (by_item.users(j), by_item.weights(j));
+            let mut s = 0f64;
+            for (&a, &wa) in us.iter().zip(ws) {
+                let mrow = &m[a as usize * nu..(a as usize + 1) * nu];
+                let inner: f64 = us
+                    .iter()
+                    .zip(ws)
+                    .map(|(&b, &wb)| mrow[b as usize] * wb as f64)
+                    .sum();
+                s += wa as f64 * inner;
+            }
+            s
+        })
+        .collect();
+    drop(m);
+    if let Some(j) = q.iter().position(|q| !(q.is_finite() && *q < 1.0)) {
+        return Err(Error::Numerical(format!(
+            "ease: non-positive diagonal of the inverse at item {j}"
+        )));
+    }
+    let scale: Vec<f32> = q.iter().map(|q| (1.0 / (1.0 - q)) as f32).collect();
+    let mut b = vec![0f32; len];
+    b.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+        for (&u, &w) in by_item.users(i).iter().zip(by_item.weights(i)) {
+            let zrow = &z[u as usize * n..(u as usize + 1) * n];
+            for (o, &zv) in row.iter_mut().zip(zrow) {
+                *o += w * zv;
+            }
+        }
+        for (x, s) in row.iter_mut().zip(&scale) {
+            *x *= s;
+        }
+        row[i] = 0.0;
+    });
+    Ok(b)
+}
+
+/// The direct route: Cholesky of the n×n Gram matrix (see the module docs).
+pub(crate) fn fit_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
     let n = data.n_items();
     if n == 0 {
         return Ok(Vec::new());
@@ -107,6 +263,38 @@ fn symmetrize_from_lower(p: &mut [f32], n: usize) {
                     p[c * n + r] = p[r * n + c];
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(nu: u32, ni: u32, per_user: u32, seed: u64) -> Interactions {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        let mut t = Vec::new();
+        for u in 0..nu {
+            for _ in 0..per_user {
+                let i = (rng.below(ni as usize) as u32).min(rng.below(ni as usize) as u32);
+                t.push((u, i, 0.5 + rng.next_f32(), 0));
+            }
+        }
+        Interactions::from_triples(nu as usize, ni as usize + 3, t)
+    }
+
+    #[test]
+    fn woodbury_equals_direct() {
+        for (nu, ni) in [(30, 200), (200, 30), (1, 5)] {
+            let d = random(nu, ni, 8, nu as u64);
+            let a = fit_direct(&d, 3.0).unwrap();
+            let b = fit_woodbury(&d, 3.0).unwrap();
+            let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let err = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(err <= 1e-4 * max.max(1e-3), "{nu}×{ni}: {err} vs max {max}");
         }
     }
 }

@@ -230,7 +230,18 @@ pub fn split(r: &Ratings, o: &EvalOptions) -> Result<Split, EvalError> {
 /// precision = hits/k; recall = hits/|test|; recall@20 = hits in top 20 / min(20, |test|).
 /// Parallel over users.
 pub fn evaluate(model: &Model, split: &Split, k: usize) -> Metrics {
-    let n = model.n_items();
+    evaluate_scorer(model.n_items(), split, k, |history, out| {
+        model.score_history(history, out)
+    })
+}
+
+/// [`evaluate`] for any scoring function of a history (`out.len()` becomes `n`).
+pub(crate) fn evaluate_scorer(
+    n: usize,
+    split: &Split,
+    k: usize,
+    score: impl Fn(&[(u32, f32)], &mut Vec<f32>) + Sync,
+) -> Metrics {
     let depth = k.max(20);
     let discount: Vec<f64> = (0..depth).map(|r| 1.0 / ((r + 2) as f64).log2()).collect();
     let users: Vec<usize> = (0..split.test.len())
@@ -244,7 +255,7 @@ pub fn evaluate(model: &Model, split: &Split, k: usize) -> Metrics {
                 let test = &split.test[u];
                 let items = split.train.user_items(u as u32);
                 let history = split.train.user_history(u as u32);
-                model.score_history(&history, scores);
+                score(&history, scores);
                 for &i in items.iter().filter(|&&i| (i as usize) < n) {
                     seen[i as usize] = true;
                 }

@@ -32,8 +32,26 @@ fn confidence(alpha: f32, w: f32) -> f32 {
     1.0 + alpha * w.max(0.0)
 }
 
+/// Dot product with eight independent accumulators: a plain `.sum()` is a strict sequential
+/// float reduction that the compiler may not vectorise; this is the inner loop of training,
+/// fold-in and scoring.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
@@ -165,6 +183,23 @@ pub(crate) fn fit(
 }
 
 impl IalsModel {
+    /// `(item factors row-major n × f, YᵀY + λI row-major f × f)`, for serialisation.
+    pub fn parts(&self) -> (&[f32], &[f64]) {
+        (&self.item_factors, &self.gram)
+    }
+
+    /// Rebuilds from [`IalsModel::parts`]; the caller checks the lengths.
+    pub fn from_parts(f: usize, alpha: f32, item_factors: Vec<f32>, gram: Vec<f64>) -> Self {
+        debug_assert_eq!(gram.len(), f * f);
+        debug_assert_eq!(item_factors.len() % f.max(1), 0);
+        IalsModel {
+            f,
+            alpha,
+            item_factors,
+            gram,
+        }
+    }
+
     pub fn memory_bytes(&self) -> usize {
         self.item_factors.len() * 4 + self.gram.len() * 8
     }

@@ -4,9 +4,12 @@
 //! dense `u32` user and item ids, get back an immutable [`Model`], and score histories with
 //! [`Model::score_history`] + [`top_k`].
 //!
-//! * Algorithms ([`AlgorithmConfig`]): time-decayed popularity, item-kNN (cosine), EASE
-//!   (closed-form linear autoencoder, dense, best quality up to ~15–30k items) and implicit ALS
-//!   (matrix factorisation, scales to large catalogues).
+//! * Algorithms ([`AlgorithmConfig`]): time-decayed popularity, item-kNN (cosine), RP3β (random
+//!   walk with a popularity penalty), EASE (closed-form linear autoencoder, dense, best quality up
+//!   to ~15–30k items), implicit ALS (matrix factorisation, scales to large catalogues) and
+//!   blends of them (standardised scores, weighted).
+//! * Persistence: [`Model::write_to`] / [`Model::read_from`], a checked little-endian binary
+//!   format (see the `persist` module).
 //! * Weights: every algorithm uses the interaction weights it is given (EASE and iALS as matrix
 //!   values / confidences, kNN and popularity count interactions). [`eval`] feeds them binary
 //!   (1.0) implicit feedback, as the anchor protocols do; callers with play counts should pass
@@ -37,12 +40,15 @@ pub mod eval;
 mod ials;
 mod interactions;
 mod model;
+mod persist;
 mod rng;
 mod select;
 mod similarity;
 mod topk;
 
-pub use config::{AlgorithmConfig, DEFAULT_POPULARITY_HALF_LIFE_DAYS, EASE_DEFAULT_MAX_ITEMS};
+pub use config::{
+    AlgorithmConfig, BlendMember, DEFAULT_POPULARITY_HALF_LIFE_DAYS, EASE_DEFAULT_MAX_ITEMS,
+};
 pub use interactions::Interactions;
 pub use model::{Model, TrainOptions, train, train_with_options};
 pub use select::{Candidate, Selection, auto_select, auto_select_report};
@@ -64,4 +70,27 @@ pub enum Error {
     /// A factorisation failed (should not happen with valid hyper-parameters).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// A model file is truncated, corrupt, or of an unsupported format version
+    /// ([`Model::read_from`]).
+    #[error("invalid model file: {0}")]
+    InvalidModelFile(String),
+    /// Reading a model file failed for a reason other than its content.
+    #[error("model file I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Entry points for `examples/train_speed.rs` (the `bench/` comparison); not a stable API.
+#[doc(hidden)]
+pub mod bench_internals {
+    use crate::{Error, Interactions};
+
+    /// EASE's weights through the n×n Cholesky route, whatever the shape of the data.
+    pub fn ease_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+        crate::ease::fit_direct(data, lambda)
+    }
+
+    /// Whether [`crate::train`] takes the Woodbury (users-side) route for EASE on `data`.
+    pub fn ease_uses_woodbury(data: &Interactions) -> bool {
+        crate::ease::prefers_woodbury(data)
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::config::DEFAULT_POPULARITY_HALF_LIFE_DAYS;
 use crate::ials::{self, IalsModel};
+use crate::interactions::ItemMajor;
 use crate::similarity::{self, SparseRows};
 use crate::{AlgorithmConfig, Error, Interactions, ease, top_k};
 
@@ -24,13 +25,159 @@ impl Default for TrainOptions {
     }
 }
 
+/// The algorithm-specific part of a model.
 #[derive(Clone, Debug)]
-enum Scorer {
+pub(crate) enum Scorer {
     Popularity,
-    ItemKnn(SparseRows),
+    /// Item-kNN and RP3β: sparse item-item weights; a history's score sums its items' rows.
+    Neighbours(SparseRows),
     /// Row-major n×n item-item weights, zero diagonal.
     Ease(Vec<f32>),
     Ials(IalsModel),
+    /// `(weight, member)` pairs, members in config order.
+    Blend(Vec<(f32, Scorer)>),
+}
+
+/// Mean and standard deviation of the scores `x` over the candidate items, i.e. all but the
+/// history's (which are filtered out of recommendations and, for the item-item models, score far
+/// above the rest: counting them would let the history size decide a member's scale).
+fn candidate_mean_std(x: &[f32], history: &[(u32, f32)]) -> (f32, f32) {
+    let mut seen: Vec<u32> = history.iter().map(|h| h.0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let (mut s, mut s2) = (0f64, 0f64);
+    for &v in x {
+        s += v as f64;
+        s2 += (v as f64) * (v as f64);
+    }
+    for &i in &seen {
+        let v = x[i as usize] as f64;
+        s -= v;
+        s2 -= v * v;
+    }
+    let n = x.len().saturating_sub(seen.len()).max(1) as f64;
+    let mean = s / n;
+    let var = (s2 / n - mean * mean).max(0.0);
+    (mean as f32, var.sqrt() as f32)
+}
+
+/// `out += weight · (scores − mean) / std`, the statistics over the candidate items: how a blend
+/// combines its members.
+pub(crate) fn add_standardised(
+    out: &mut [f32],
+    weight: f32,
+    scores: &[f32],
+    history: &[(u32, f32)],
+) {
+    let (mean, std) = candidate_mean_std(scores, history);
+    if std > 0.0 && std.is_finite() {
+        let k = weight / std;
+        for (o, t) in out.iter_mut().zip(scores) {
+            *o += k * (t - mean);
+        }
+    }
+}
+
+impl Scorer {
+    fn memory_bytes(&self) -> usize {
+        match self {
+            Scorer::Popularity => 0,
+            Scorer::Neighbours(s) => s.memory_bytes(),
+            Scorer::Ease(b) => b.len() * 4,
+            Scorer::Ials(m) => m.memory_bytes(),
+            Scorer::Blend(members) => members.iter().map(|m| m.1.memory_bytes()).sum(),
+        }
+    }
+
+    /// Adds this scorer's scores for `history` (already filtered to known items) to `out`
+    /// (`len == n`), scaled by `scale`.
+    fn add_scores(&self, popularity: &[f32], history: &[(u32, f32)], scale: f32, out: &mut [f32]) {
+        let n = out.len();
+        match self {
+            Scorer::Popularity => {
+                for (o, &p) in out.iter_mut().zip(popularity) {
+                    *o += scale * p;
+                }
+            }
+            Scorer::Neighbours(s) => {
+                for &(i, w) in history {
+                    let (cols, vals) = s.row(i as usize);
+                    for (&j, &v) in cols.iter().zip(vals) {
+                        out[j as usize] += scale * w * v;
+                    }
+                }
+            }
+            Scorer::Ease(b) => {
+                for &(i, w) in history {
+                    let row = &b[i as usize * n..(i as usize + 1) * n];
+                    let sw = scale * w;
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o += sw * v;
+                    }
+                }
+            }
+            Scorer::Ials(m) => {
+                let user = m.fold_in(history);
+                let mut tmp = vec![0f32; n];
+                m.score_into(&user, &mut tmp);
+                for (o, t) in out.iter_mut().zip(tmp) {
+                    *o += scale * t;
+                }
+            }
+            Scorer::Blend(members) => {
+                let mut tmp = vec![0f32; n];
+                for (w, member) in members.iter().filter(|m| m.0 > 0.0) {
+                    tmp.fill(0.0);
+                    member.add_scores(popularity, history, 1.0, &mut tmp);
+                    add_standardised(out, scale * w, &tmp, history);
+                }
+            }
+        }
+    }
+
+    /// Each history entry's additive contribution to `item`'s score (see [`Model::explain`]).
+    fn contributions(
+        &self,
+        popularity: &[f32],
+        similar: &SparseRows,
+        history: &[(u32, f32)],
+        item: u32,
+    ) -> Vec<f32> {
+        let n = popularity.len();
+        match self {
+            Scorer::Popularity => history
+                .iter()
+                .map(|&(i, w)| w * similar.get(i as usize, item))
+                .collect(),
+            Scorer::Neighbours(s) => history
+                .iter()
+                .map(|&(i, w)| w * s.get(i as usize, item))
+                .collect(),
+            Scorer::Ease(b) => history
+                .iter()
+                .map(|&(i, w)| w * b[i as usize * n + item as usize])
+                .collect(),
+            Scorer::Ials(m) => m.explain(history, item),
+            Scorer::Blend(members) => {
+                // Standardising subtracts a per-request constant (no per-item term) and divides
+                // by the member's spread, so each member's terms are scaled by weight / std.
+                let mut total = vec![0f32; history.len()];
+                let mut tmp = vec![0f32; n];
+                for (w, member) in members.iter().filter(|m| m.0 > 0.0) {
+                    tmp.fill(0.0);
+                    member.add_scores(popularity, history, 1.0, &mut tmp);
+                    let (_, std) = candidate_mean_std(&tmp, history);
+                    if std > 0.0 && std.is_finite() {
+                        let c = member.contributions(popularity, similar, history, item);
+                        for (t, c) in total.iter_mut().zip(c) {
+                            *t += w / std * c;
+                        }
+                    }
+                }
+                total
+            }
+        }
+    }
 }
 
 /// A trained model: immutable, `Send + Sync`, meant to be shared behind an `Arc`.
@@ -71,9 +218,10 @@ pub fn train_with_options(
 ) -> Result<Model, Error> {
     config.validate()?;
     let n = data.n_items();
-    if let AlgorithmConfig::Ease { .. } = config
-        && n > options.max_dense_items
-    {
+    let dense = |c: &AlgorithmConfig| matches!(c, AlgorithmConfig::Ease { .. });
+    let uses_dense = dense(config)
+        || matches!(config, AlgorithmConfig::Blend { members } if members.iter().any(|m| dense(&m.config)));
+    if uses_dense && n > options.max_dense_items {
         return Err(Error::TooManyItems {
             algorithm: "ease",
             n_items: n,
@@ -88,22 +236,46 @@ pub fn train_with_options(
     let by_item = data.by_item();
     let similar =
         similarity::cosine_neighbours(data, &by_item, options.similar_items_per_item, 0.0);
-    let scorer = match *config {
+    let scorer = fit_scorer(config, data, &by_item, &similar, options)?;
+    Ok(Model {
+        config: config.clone(),
+        n_items: n,
+        popularity,
+        similar,
+        scorer,
+    })
+}
+
+fn fit_scorer(
+    config: &AlgorithmConfig,
+    data: &Interactions,
+    by_item: &ItemMajor,
+    similar: &SparseRows,
+    options: &TrainOptions,
+) -> Result<Scorer, Error> {
+    Ok(match config {
         AlgorithmConfig::Popularity { .. } => Scorer::Popularity,
-        AlgorithmConfig::ItemKnn {
+        &AlgorithmConfig::ItemKnn {
             neighbors,
             shrinkage,
         } => {
             if shrinkage == 0.0 && neighbors == options.similar_items_per_item {
-                Scorer::ItemKnn(similar.clone())
+                Scorer::Neighbours(similar.clone())
             } else {
-                Scorer::ItemKnn(similarity::cosine_neighbours(
-                    data, &by_item, neighbors, shrinkage,
+                Scorer::Neighbours(similarity::cosine_neighbours(
+                    data, by_item, neighbors, shrinkage,
                 ))
             }
         }
-        AlgorithmConfig::Ease { lambda } => Scorer::Ease(ease::fit(data, lambda)?),
-        AlgorithmConfig::Ials {
+        &AlgorithmConfig::Rp3Beta {
+            alpha,
+            beta,
+            neighbors,
+        } => Scorer::Neighbours(similarity::rp3beta_neighbours(
+            data, by_item, alpha, beta, neighbors,
+        )),
+        &AlgorithmConfig::Ease { lambda } => Scorer::Ease(ease::fit(data, lambda)?),
+        &AlgorithmConfig::Ials {
             factors,
             regularization,
             alpha,
@@ -117,17 +289,55 @@ pub fn train_with_options(
             iterations,
             seed,
         )),
-    };
-    Ok(Model {
-        config: config.clone(),
-        n_items: n,
-        popularity,
-        similar,
-        scorer,
+        AlgorithmConfig::Blend { members } => Scorer::Blend(
+            members
+                .iter()
+                .map(|m| {
+                    Ok((
+                        m.weight,
+                        fit_scorer(&m.config, data, by_item, similar, options)?,
+                    ))
+                })
+                .collect::<Result<_, Error>>()?,
+        ),
     })
 }
 
 impl Model {
+    /// Assembles a model from its parts (used by the model file reader).
+    pub(crate) fn from_parts(
+        config: AlgorithmConfig,
+        popularity: Vec<f32>,
+        similar: SparseRows,
+        scorer: Scorer,
+    ) -> Model {
+        Model {
+            config,
+            n_items: popularity.len(),
+            popularity,
+            similar,
+            scorer,
+        }
+    }
+
+    pub(crate) fn parts(&self) -> (&[f32], &SparseRows, &Scorer) {
+        (&self.popularity, &self.similar, &self.scorer)
+    }
+
+    /// Writes the model in Marquee's binary model format (little-endian, versioned, checksummed).
+    /// Wrap files in a `BufWriter`; large arrays are written in 1 MiB pieces anyway.
+    pub fn write_to(&self, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        crate::persist::write_model(self, w)
+    }
+
+    /// Reads a model written by [`Model::write_to`]. Truncated, corrupt (bad checksum, lengths
+    /// inconsistent with the config, out-of-range indices, non-finite values) or
+    /// unknown-version input is [`Error::InvalidModelFile`], never a panic; memory grows only
+    /// with the bytes actually read. The loaded model scores exactly like the written one.
+    pub fn read_from(r: &mut impl std::io::Read) -> Result<Model, Error> {
+        crate::persist::read_model(r)
+    }
+
     /// The configuration this model was trained with.
     pub fn config(&self) -> &AlgorithmConfig {
         &self.config
@@ -140,13 +350,7 @@ impl Model {
 
     /// Approximate heap memory held by the model, in bytes (for capacity planning and metrics).
     pub fn memory_bytes(&self) -> usize {
-        let scorer = match &self.scorer {
-            Scorer::Popularity => 0,
-            Scorer::ItemKnn(s) => s.memory_bytes(),
-            Scorer::Ease(b) => b.len() * 4,
-            Scorer::Ials(m) => m.memory_bytes(),
-        };
-        scorer + self.similar.memory_bytes() + self.popularity.len() * 4
+        self.scorer.memory_bytes() + self.similar.memory_bytes() + self.popularity.len() * 4
     }
 
     /// Time-decayed popularity of each item, higher = more popular. Uses the configured half-life
@@ -172,30 +376,8 @@ impl Model {
             return;
         }
         out.resize(n, 0.0);
-        match &self.scorer {
-            Scorer::Popularity => unreachable!("handled above"),
-            Scorer::ItemKnn(s) => {
-                for &(i, w) in history.iter().filter(known) {
-                    let (cols, vals) = s.row(i as usize);
-                    for (&j, &v) in cols.iter().zip(vals) {
-                        out[j as usize] += w * v;
-                    }
-                }
-            }
-            Scorer::Ease(b) => {
-                for &(i, w) in history.iter().filter(known) {
-                    let row = &b[i as usize * n..(i as usize + 1) * n];
-                    for (o, &v) in out.iter_mut().zip(row) {
-                        *o += w * v;
-                    }
-                }
-            }
-            Scorer::Ials(m) => {
-                let h: Vec<(u32, f32)> = history.iter().filter(known).copied().collect();
-                let user = m.fold_in(&h);
-                m.score_into(&user, out);
-            }
-        }
+        let h: Vec<(u32, f32)> = history.iter().filter(known).copied().collect();
+        self.scorer.add_scores(&self.popularity, &h, 1.0, out);
     }
 
     /// Up to `k` items most similar to `item` by cosine on binary co-occurrence (computed at
@@ -230,21 +412,9 @@ impl Model {
             .filter(|&&(i, w)| (i as usize) < n && w.is_finite())
             .copied()
             .collect();
-        let contrib: Vec<f32> = match &self.scorer {
-            Scorer::Popularity => h
-                .iter()
-                .map(|&(i, w)| w * self.similar.get(i as usize, item))
-                .collect(),
-            Scorer::ItemKnn(s) => h
-                .iter()
-                .map(|&(i, w)| w * s.get(i as usize, item))
-                .collect(),
-            Scorer::Ease(b) => h
-                .iter()
-                .map(|&(i, w)| w * b[i as usize * n + item as usize])
-                .collect(),
-            Scorer::Ials(m) => m.explain(&h, item),
-        };
+        let contrib = self
+            .scorer
+            .contributions(&self.popularity, &self.similar, &h, item);
         let mut per_item: Vec<(u32, f32)> = h.iter().map(|x| x.0).zip(contrib).collect();
         per_item.sort_unstable_by_key(|x| x.0);
         per_item.dedup_by(|b, a| {

@@ -36,6 +36,41 @@ impl SparseRows {
         self.indptr.len() * 8 + self.cols.len() * 4 + self.vals.len() * 4
     }
 
+    /// The raw CSR arrays, for serialisation.
+    pub fn parts(&self) -> (&[usize], &[u32], &[f32]) {
+        (&self.indptr, &self.cols, &self.vals)
+    }
+
+    /// Rebuilds from raw arrays, checking that they form a valid `n_rows` × `n_cols` CSR
+    /// matrix (so that [`SparseRows::row`] and scoring can never index out of bounds).
+    pub fn from_parts(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: Vec<usize>,
+        cols: Vec<u32>,
+        vals: Vec<f32>,
+    ) -> Result<Self, String> {
+        if indptr.len() != n_rows + 1 || indptr[0] != 0 {
+            return Err(format!(
+                "sparse rows: {} row pointers for {n_rows} rows",
+                indptr.len()
+            ));
+        }
+        if indptr.windows(2).any(|w| w[0] > w[1]) || indptr[n_rows] != cols.len() {
+            return Err("sparse rows: row pointers are not monotone or do not match".into());
+        }
+        if cols.len() != vals.len() {
+            return Err("sparse rows: columns and values differ in length".into());
+        }
+        if cols.iter().any(|&c| c as usize >= n_cols) {
+            return Err("sparse rows: column index out of range".into());
+        }
+        if vals.iter().any(|v| !v.is_finite()) {
+            return Err("sparse rows: non-finite value".into());
+        }
+        Ok(SparseRows { indptr, cols, vals })
+    }
+
     fn from_rows(rows: Vec<Vec<(u32, f32)>>) -> Self {
         let nnz = rows.iter().map(Vec::len).sum();
         let mut out = SparseRows {
@@ -89,18 +124,73 @@ pub(crate) fn cosine_neighbours(
                         (j, co / ((ci * counts[j as usize]).sqrt() + shrinkage))
                     })
                     .collect();
-                let by_rank =
-                    |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-                if row.len() > top_n {
-                    row.select_nth_unstable_by(top_n, by_rank);
-                    row.truncate(top_n);
-                }
-                row.sort_unstable_by(by_rank);
+                keep_top(&mut row, top_n);
                 row
             },
         )
         .collect();
     SparseRows::from_rows(rows)
+}
+
+/// RP3β item-item weights (see [`crate::AlgorithmConfig::Rp3Beta`]), top `top_n` per item.
+/// Same traversal as [`cosine_neighbours`]: each user contributes `deg(u)^-alpha` to every pair
+/// of their items.
+pub(crate) fn rp3beta_neighbours(
+    data: &Interactions,
+    by_item: &ItemMajor,
+    alpha: f32,
+    beta: f32,
+    top_n: usize,
+) -> SparseRows {
+    let n = data.n_items();
+    let user_step: Vec<f32> = (0..data.n_users())
+        .map(|u| {
+            let d = data.user_items(u as u32).len() as f32;
+            if d > 0.0 { d.powf(-alpha) } else { 0.0 }
+        })
+        .collect();
+    let item_deg: Vec<f32> = (0..n).map(|i| by_item.users(i).len() as f32).collect();
+    let rows: Vec<Vec<(u32, f32)>> = (0..n)
+        .into_par_iter()
+        .map_init(
+            || (vec![0f32; n], Vec::<u32>::new()),
+            |(acc, touched), i| {
+                for &u in by_item.users(i) {
+                    let step = user_step[u as usize];
+                    for &j in data.user_items(u) {
+                        if j as usize != i {
+                            let a = &mut acc[j as usize];
+                            if *a == 0.0 {
+                                touched.push(j);
+                            }
+                            *a += step;
+                        }
+                    }
+                }
+                let out_step = item_deg[i].max(1.0).powf(-alpha);
+                let mut row: Vec<(u32, f32)> = touched
+                    .drain(..)
+                    .map(|j| {
+                        let walk = std::mem::take(&mut acc[j as usize]);
+                        (j, out_step * walk * item_deg[j as usize].powf(-beta))
+                    })
+                    .collect();
+                keep_top(&mut row, top_n);
+                row
+            },
+        )
+        .collect();
+    SparseRows::from_rows(rows)
+}
+
+/// Keeps the `top_n` largest values of `row`, sorted by value descending then column.
+fn keep_top(row: &mut Vec<(u32, f32)>, top_n: usize) {
+    let by_rank = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if row.len() > top_n {
+        row.select_nth_unstable_by(top_n, by_rank);
+        row.truncate(top_n);
+    }
+    row.sort_unstable_by(by_rank);
 }
 
 /// Time-decayed interaction counts per item; `half_life_days <= 0` (or infinite) means plain counts.

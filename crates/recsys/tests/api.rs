@@ -3,7 +3,9 @@
 mod common;
 
 use common::{Rng, random_interactions};
-use recsys::{AlgorithmConfig, Error, Interactions, Model, TrainOptions, top_k, train};
+use recsys::{
+    AlgorithmConfig, BlendMember, Error, Interactions, Model, TrainOptions, top_k, train,
+};
 
 fn all_configs() -> Vec<AlgorithmConfig> {
     vec![
@@ -21,6 +23,29 @@ fn all_configs() -> Vec<AlgorithmConfig> {
             alpha: 5.0,
             iterations: 5,
             seed: 1,
+        },
+        AlgorithmConfig::Rp3Beta {
+            alpha: 1.0,
+            beta: 0.5,
+            neighbors: 20,
+        },
+        AlgorithmConfig::Blend {
+            members: vec![
+                BlendMember {
+                    weight: 0.6,
+                    config: AlgorithmConfig::Ease { lambda: 10.0 },
+                },
+                BlendMember {
+                    weight: 0.4,
+                    config: AlgorithmConfig::Ials {
+                        factors: 8,
+                        regularization: 1.0,
+                        alpha: 5.0,
+                        iterations: 5,
+                        seed: 1,
+                    },
+                },
+            ],
         },
     ]
 }
