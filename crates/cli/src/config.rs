@@ -62,32 +62,51 @@ impl FileConfig {
 }
 
 impl StoreArgs {
+    /// The data directory: given, or the default when no database URL is given. It holds the
+    /// embedded database and the trained-model snapshots.
+    pub fn data_dir(&self, file: &FileConfig) -> Option<PathBuf> {
+        self.data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .or_else(|| {
+                (self.database_url.is_none() && file.database_url.is_none())
+                    .then(|| PathBuf::from(DEFAULT_DATA_DIR))
+            })
+    }
+
     /// The store these options point at, with the file configuration applied.
     pub async fn open_store(&self, file: &FileConfig) -> anyhow::Result<Store> {
         let url = self
             .database_url
             .clone()
             .or_else(|| file.database_url.clone());
-        match url {
-            Some(url) => Store::open(&url).await.context("cannot open the database"),
-            None => {
-                let dir = self
-                    .data_dir
-                    .clone()
-                    .or_else(|| file.data_dir.clone())
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-                Store::open_data_dir(&dir)
-                    .await
-                    .with_context(|| format!("cannot open the database in {}", dir.display()))
-            }
+        match (url, self.data_dir(file)) {
+            (Some(url), _) => Store::open(&url).await.context("cannot open the database"),
+            (None, Some(dir)) => Store::open_data_dir(&dir)
+                .await
+                .with_context(|| format!("cannot open the database in {}", dir.display())),
+            (None, None) => unreachable!("data_dir defaults when there is no URL"),
         }
     }
 
-    /// The service on this store (loads every tenant's serving state).
+    /// The service on this store (loads every tenant's serving state), keeping trained models
+    /// in `<data dir>/recommenders`.
     pub async fn open_service(&self) -> anyhow::Result<(Arc<Service>, FileConfig)> {
         let file = FileConfig::load(self.config.as_deref())?;
-        let store = self.open_store(&file).await?;
-        let service = Service::open(store, file.service.clone().unwrap_or_default()).await?;
+        let service = self.open_service_with(&file).await?;
         Ok((service, file))
+    }
+
+    pub async fn open_service_with(&self, file: &FileConfig) -> anyhow::Result<Arc<Service>> {
+        let store = self.open_store(file).await?;
+        let snapshots = self.data_dir(file).map(|d| d.join("recommenders"));
+        Ok(
+            Service::open_with_snapshots(
+                store,
+                file.service.clone().unwrap_or_default(),
+                snapshots,
+            )
+            .await?,
+        )
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use marquee_core::{AdminKeySetup, Service};
+use marquee_core::AdminKeySetup;
 use marquee_server::ServerConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -84,8 +84,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
 
-    let store = args.store.open_store(&file).await?;
-    let service = Service::open(store, file.service.clone().unwrap_or_default()).await?;
+    let service = args.store.open_service_with(&file).await?;
 
     let admin_env = std::env::var("MARQUEE_ADMIN_KEY")
         .ok()

@@ -304,6 +304,10 @@ fn movielens_100k_import_serves_unseen_items_and_sensible_neighbours() {
 
     let server = Server::start(&["--data-dir", data], &[]);
     server.wait_ready();
+    // The server started from the model the CLI trained, without retraining.
+    let (_, status) = server.get("/v1/training", Some(key));
+    assert_eq!(status["current"]["version"], report["version"], "{status}");
+    assert_eq!(status["versions"].as_array().unwrap().len(), 1, "{status}");
 
     // Every user's recommendations exclude what they rated.
     let mut rated: HashMap<String, HashSet<String>> = HashMap::new();
@@ -355,6 +359,34 @@ fn movielens_100k_import_serves_unseen_items_and_sensible_neighbours() {
         item["categories"],
         json!(["Action", "Adventure", "Romance", "Sci-Fi", "War"])
     );
+
+    // A model trained by the CLI while the server runs is adopted by the server.
+    let knn: Value = serde_json::from_str(&run_ok(marquee().args([
+        "train",
+        "--tenant",
+        "ml",
+        "--data-dir",
+        data,
+        "--model",
+        r#"{"algorithm":"item_knn","neighbors":50,"shrinkage":10}"#,
+    ])))
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, status) = server.get("/v1/training", Some(key));
+        if status["current"]["version"] == knn["version"] {
+            assert_eq!(status["current"]["algorithm"]["algorithm"], "item_knn");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CLI's model was not adopted: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (s, recs) = server.get("/v1/recommend/1?n=10", Some(key));
+    assert_eq!(s, 200);
+    assert_eq!(recs.as_array().unwrap().len(), 10);
 }
 
 #[test]

@@ -13,12 +13,14 @@ pub mod experiments;
 pub mod filter;
 pub mod import;
 mod recommend;
+pub mod snapshots;
 pub mod state;
 mod training;
 pub mod types;
 mod writes;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -56,11 +58,23 @@ pub struct Service {
     public_tenant: RwLock<Option<String>>,
     /// Training is CPU-bound; one at a time leaves cores for serving.
     training_slots: Arc<Semaphore>,
+    /// Where trained models are kept (see [`snapshots`]); none: retrain at every start.
+    snapshot_dir: Option<PathBuf>,
 }
 
 impl Service {
     /// Opens the service on a store: loads keys and every tenant's serving state.
     pub async fn open(store: Store, config: ServiceConfig) -> Result<Arc<Self>, ServiceError> {
+        Self::open_with_snapshots(store, config, None).await
+    }
+
+    /// Like [`Service::open`], keeping trained models in `snapshot_dir` and starting from the
+    /// newest one found there.
+    pub async fn open_with_snapshots(
+        store: Store,
+        config: ServiceConfig,
+        snapshot_dir: Option<PathBuf>,
+    ) -> Result<Arc<Self>, ServiceError> {
         let service = Arc::new(Service {
             store,
             config,
@@ -68,6 +82,7 @@ impl Service {
             tenants: RwLock::default(),
             public_tenant: RwLock::default(),
             training_slots: Arc::new(Semaphore::new(1)),
+            snapshot_dir,
         });
         service.keys.refresh(&service.store).await?;
         for tenant in service.store.list_tenants().await? {
@@ -98,17 +113,49 @@ impl Service {
     /// writes applied to it are never dropped. Only a reload for a newer generation (data
     /// changed by another process) replaces it.
     async fn load_tenant(&self, tenant: &Tenant) -> Result<Arc<TenantState>, ServiceError> {
+        self.load_tenant_from(tenant, false).await
+    }
+
+    /// Loads a tenant, starting from its newest model snapshot when there is one (the
+    /// catalogue is laid out in the model's item order). `replace` forces the new state in
+    /// (a newer snapshot that does not line up with the catalogue in memory).
+    async fn load_tenant_from(
+        &self,
+        tenant: &Tenant,
+        replace: bool,
+    ) -> Result<Arc<TenantState>, ServiceError> {
         let state = Arc::new(TenantState::new(
             tenant.id,
             tenant.name.clone(),
             tenant.generation,
         ));
-        writes::load_state(&self.store, &self.config, &state).await?;
+        let snapshot = self.read_snapshot(tenant.id).await;
+        let order = snapshot.as_ref().map(|(meta, _)| meta.item_ids.as_slice());
+        writes::load_state(&self.store, &self.config, &state, order).await?;
+        if let Some((meta, model)) = snapshot {
+            let positives: u64 = state
+                .catalog
+                .read()
+                .positive_counts
+                .iter()
+                .map(|&c| c as u64)
+                .sum();
+            state.events_since_training.store(
+                positives.saturating_sub(meta.info.interactions as u64),
+                Ordering::Release,
+            );
+            tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
+            state.model.store(Some(Arc::new(state::ServingModel {
+                model,
+                info: meta.info,
+            })));
+        }
         experiments::load_running(&self.store, &state).await?;
         let mut tenants = self.tenants.write();
         match tenants.get(&tenant.id) {
             Some(existing)
-                if existing.generation.load(Ordering::Acquire) >= tenant.generation as u64 =>
+                if !replace
+                    && existing.generation.load(Ordering::Acquire) >= tenant.generation as u64 =>
             {
                 Ok(existing.clone())
             }
@@ -117,6 +164,66 @@ impl Service {
                 Ok(state)
             }
         }
+    }
+
+    /// The newest readable snapshot of a tenant's model, if snapshots are kept.
+    async fn read_snapshot(
+        &self,
+        tenant_id: i64,
+    ) -> Option<(snapshots::SnapshotMeta, recsys::Model)> {
+        let dir = self.snapshot_dir.clone()?;
+        let version = snapshots::latest_version(&dir, tenant_id)?;
+        let loaded =
+            tokio::task::spawn_blocking(move || snapshots::load(&dir, tenant_id, version)).await;
+        match loaded {
+            Ok(Ok(s)) => Some(s),
+            Ok(Err(e)) => {
+                tracing::warn!(tenant_id, version, error = %e, "ignoring an unreadable model snapshot");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(tenant_id, error = %e, "reading a model snapshot failed");
+                None
+            }
+        }
+    }
+
+    /// Picks up a model version trained by another process (`marquee train`, another node).
+    async fn adopt_newer_model(&self, tenant: &Arc<TenantState>) -> Result<(), ServiceError> {
+        let Some(dir) = self.snapshot_dir.clone() else {
+            return Ok(());
+        };
+        let Some(latest) = snapshots::latest_version(&dir, tenant.id) else {
+            return Ok(());
+        };
+        let current = tenant.model.load().as_ref().map_or(0, |m| m.info.version);
+        if latest <= current || tenant.training.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some((meta, model)) = self.read_snapshot(tenant.id).await else {
+            return Ok(());
+        };
+        let aligned = {
+            let catalog = tenant.catalog.read();
+            meta.item_ids.len() <= catalog.items.len()
+                && meta
+                    .item_ids
+                    .iter()
+                    .zip(&catalog.items)
+                    .all(|(id, item)| **id == *item.id)
+        };
+        if aligned {
+            tracing::info!(tenant = %tenant.name, version = meta.info.version, "adopting a model trained elsewhere");
+            tenant.events_since_training.store(0, Ordering::Release);
+            tenant.model.store(Some(Arc::new(state::ServingModel {
+                model,
+                info: meta.info,
+            })));
+        } else if let Some(row) = self.store.tenant_by_id(tenant.id).await? {
+            // The other process laid the catalogue out differently: reload in the model's order.
+            self.load_tenant_from(&row, true).await?;
+        }
+        Ok(())
     }
 
     pub fn tenant(&self, id: i64) -> Option<Arc<TenantState>> {
@@ -334,6 +441,11 @@ impl Service {
             }
         }
         for tenant in self.tenants() {
+            self.adopt_newer_model(&tenant).await?;
+            // Adopting may have replaced the tenant's state.
+            let Some(tenant) = self.tenant(tenant.id) else {
+                continue;
+            };
             self.flush_impressions(&tenant).await?;
             if self.needs_training(&tenant) {
                 self.spawn_training(tenant);

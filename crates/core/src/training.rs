@@ -27,12 +27,21 @@ impl Drop for TrainingGuard {
 /// so the model scores catalogue items directly; users without positive feedback are left out.
 fn snapshot(tenant: &TenantState) -> (Interactions, usize) {
     let n_items = tenant.catalog.read().items.len();
+    snapshot_items(tenant, n_items)
+}
+
+/// The training matrix over the first `n_items` catalogue items.
+fn snapshot_items(tenant: &TenantState, n_items: usize) -> (Interactions, usize) {
     let users = tenant.users.read();
     let mut triples = Vec::with_capacity(users.event_count());
     let mut n_users = 0u32;
     for user in users.users.iter().filter(|u| !u.deleted) {
         let before = triples.len();
-        for e in user.events.iter().filter(|e| e.positive) {
+        for e in user
+            .events
+            .iter()
+            .filter(|e| e.positive && (e.item as usize) < n_items)
+        {
             triples.push((n_users, e.item, 1.0f32, e.timestamp / 1000));
         }
         if triples.len() > before {
@@ -95,7 +104,14 @@ impl Service {
             .await
             .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
         let events_at_start = tenant.events_since_training.load(Ordering::Acquire);
-        let (data, n_users) = snapshot(tenant);
+        let item_ids: Vec<String> = tenant
+            .catalog
+            .read()
+            .items
+            .iter()
+            .map(|i| i.id.to_string())
+            .collect();
+        let (data, n_users) = snapshot_items(tenant, item_ids.len());
         let config = config.unwrap_or_else(|| AlgorithmConfig::default_for(&data));
         let started = Instant::now();
         tracing::info!(tenant = %tenant.name, users = n_users, items = data.n_items(), interactions = data.nnz(), algorithm = config.name(), "training");
@@ -142,10 +158,31 @@ impl Service {
             interactions: interactions as i64,
             train_ms,
         };
-        tenant.model.store(Some(Arc::new(ServingModel {
+        let serving = Arc::new(ServingModel {
             model,
             info: info.clone(),
-        })));
+        });
+        tenant.model.store(Some(serving.clone()));
+        if let Some(dir) = self.snapshot_dir.clone() {
+            let meta = crate::snapshots::SnapshotMeta {
+                info: info.clone(),
+                item_ids,
+            };
+            let tenant_id = tenant.id;
+            let saved = tokio::task::spawn_blocking(move || {
+                crate::snapshots::save(&dir, tenant_id, &meta, &serving.model)
+            })
+            .await;
+            match saved {
+                Ok(Ok(path)) => tracing::debug!(path = %path.display(), "model snapshot saved"),
+                Ok(Err(e)) => {
+                    tracing::warn!(tenant = %tenant.name, error = %e, "saving the model snapshot failed")
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.name, error = %e, "saving the model snapshot failed")
+                }
+            }
+        }
         tenant
             .events_since_training
             .fetch_sub(events_at_start, Ordering::AcqRel);

@@ -321,7 +321,7 @@ pub struct CreatedKey {
     pub key: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelVersionInfo {
     pub version: i64,
     pub algorithm: Value,

@@ -4,6 +4,7 @@
 //! naming the element), commits it to the store in one transaction, and only then changes the
 //! serving state — so memory never shows what the store might not have.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -26,17 +27,36 @@ const MAX_OBJECT_BYTES: usize = 65_536;
 pub const MAX_PAGE: usize = 1000;
 
 /// Rebuilds a tenant's serving state from the store.
+/// With `order` (the item ids of a saved model, by model index), the catalogue is laid out in
+/// that order first — items since deleted keep their slot as deleted entries — so the model's
+/// indices are the catalogue's; the other items follow in the store's order.
 pub(crate) async fn load_state(
     store: &Store,
     config: &ServiceConfig,
     state: &TenantState,
+    order: Option<&[String]>,
 ) -> Result<(), ServiceError> {
     let items = store.all_items(state.id).await?;
     let user_ids = store.all_user_ids(state.id).await?;
     let feedback = store.all_feedback(state.id).await?;
     {
         let mut catalog = state.catalog.write();
-        for row in &items {
+        let mut by_id: HashMap<&str, &ItemRow> = items.iter().map(|r| (r.id.as_str(), r)).collect();
+        for id in order.unwrap_or_default() {
+            match by_id.remove(id.as_str()) {
+                Some(row) => {
+                    catalog.upsert(ItemEntry::from_item(&item_from_row(row.clone())));
+                }
+                None => {
+                    let mut gone = ItemEntry::from_item(
+                        &ItemInput::default().into_item(id.clone(), Timestamp(0)),
+                    );
+                    gone.deleted = true;
+                    catalog.upsert(gone);
+                }
+            }
+        }
+        for row in items.iter().filter(|r| by_id.contains_key(r.id.as_str())) {
             catalog.upsert(ItemEntry::from_item(&item_from_row(row.clone())));
         }
     }
@@ -354,7 +374,11 @@ impl Service {
         let _guard = tenant.write_lock.lock().await;
         self.store.upsert_items(tenant.id, &rows).await?;
         let mut catalog = tenant.catalog.write();
-        for item in items {
+        // New items of a batch share their creation time, so the store lists them by id: add
+        // them in that order too, and a restart lays the catalogue out as it is now.
+        let mut sorted: Vec<&Item> = items.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        for item in sorted {
             catalog.upsert(ItemEntry::from_item(item));
         }
         Ok(())

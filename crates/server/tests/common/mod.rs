@@ -156,6 +156,7 @@ impl TestServer {
             ("bob", &["alien", "aliens", "t2", "terminator"]),
             ("cat", &["heat", "casino", "amelie"]),
             ("dan", &["heat", "casino", "clueless", "amelie"]),
+            ("fay", &["heat", "casino"]),
             ("eve", &["aliens", "t2", "terminator"]),
         ];
         for (user, items) in views {
