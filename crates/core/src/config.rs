@@ -16,6 +16,8 @@ pub struct ServiceConfig {
     pub retrain_min_new_events: u64,
     /// …and they are at least this fraction of all events.
     pub retrain_min_new_fraction: f64,
+    /// Tune the algorithm of each tenant on its own data after its first (untuned) model.
+    pub auto_tune: bool,
     /// How often (seconds) to look for tenants to retrain and for changes made by other
     /// processes (keys, imports).
     pub poll_interval_secs: f64,
@@ -31,6 +33,7 @@ impl Default for ServiceConfig {
             max_batch: 10_000,
             retrain_min_new_events: 1_000,
             retrain_min_new_fraction: 0.05,
+            auto_tune: true,
             poll_interval_secs: 2.0,
         }
     }

@@ -145,6 +145,8 @@ impl Service {
                 Ordering::Release,
             );
             tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
+            *state.preferred_config.lock() = Some(model.config().clone());
+            state.tuned.store(true, Ordering::Release);
             state.model.store(Some(Arc::new(state::ServingModel {
                 model,
                 info: meta.info,
@@ -215,6 +217,8 @@ impl Service {
         if aligned {
             tracing::info!(tenant = %tenant.name, version = meta.info.version, "adopting a model trained elsewhere");
             tenant.events_since_training.store(0, Ordering::Release);
+            *tenant.preferred_config.lock() = Some(model.config().clone());
+            tenant.tuned.store(true, Ordering::Release);
             tenant.model.store(Some(Arc::new(state::ServingModel {
                 model,
                 info: meta.info,

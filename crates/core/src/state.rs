@@ -267,6 +267,11 @@ pub struct TenantState {
     /// Serializes writes: store commit, then memory update, in one order.
     pub write_lock: tokio::sync::Mutex<()>,
     pub events_since_training: AtomicU64,
+    /// The configuration retrains use (tuned, asked for, or the loaded model's); the
+    /// engine's default for the data when none.
+    pub preferred_config: Mutex<Option<recsys::AlgorithmConfig>>,
+    /// Whether the configuration was chosen (tuned or asked for) rather than defaulted.
+    pub tuned: AtomicBool,
     pub training: AtomicBool,
     pub training_state: Mutex<TrainingState>,
     /// The store's generation this state was loaded at (see `Store::bump_generation`).
@@ -285,6 +290,8 @@ impl TenantState {
             variant_models: RwLock::default(),
             write_lock: tokio::sync::Mutex::new(()),
             events_since_training: AtomicU64::new(0),
+            preferred_config: Mutex::new(None),
+            tuned: AtomicBool::new(false),
             training: AtomicBool::new(false),
             training_state: Mutex::default(),
             generation: AtomicU64::new(generation as u64),

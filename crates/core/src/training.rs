@@ -80,10 +80,59 @@ impl Service {
     pub(crate) fn spawn_training(self: &Arc<Self>, tenant: Arc<TenantState>) {
         let service = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = service.train(&tenant, None).await {
-                tracing::warn!(tenant = %tenant.name, error = %e, "training failed");
+            match service.train(&tenant, None).await {
+                Ok(Some(_))
+                    if service.config.auto_tune && !tenant.tuned.load(Ordering::Acquire) =>
+                {
+                    if let Err(e) = service.tune(&tenant).await {
+                        tracing::warn!(tenant = %tenant.name, error = %e, "tuning failed");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(tenant = %tenant.name, error = %e, "training failed"),
             }
         });
+    }
+
+    /// Chooses the algorithm and its hyper-parameters for `tenant` on a validation split of its
+    /// own data (the engine's `auto_select`), and trains that model if it differs from the one
+    /// serving. The first model of a tenant is a fast untuned one, so the tenant is served while
+    /// this runs; later retrains reuse the chosen configuration.
+    pub async fn tune(&self, tenant: &Arc<TenantState>) -> Result<(), ServiceError> {
+        if tenant.training.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let guard = TrainingGuard(tenant.clone());
+        let slot = self
+            .training_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        let (data, _) = snapshot(tenant);
+        let started = Instant::now();
+        let selection = tokio::task::spawn_blocking(move || recsys::auto_select_report(&data, 42))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("tuning task: {e}")))?;
+        tenant.tuned.store(true, Ordering::Release);
+        tracing::info!(
+            tenant = %tenant.name,
+            ms = started.elapsed().as_millis() as u64,
+            chosen = %serde_json::to_string(&selection.best).unwrap_or_default(),
+            "tuned"
+        );
+        *tenant.preferred_config.lock() = Some(selection.best.clone());
+        drop(slot);
+        drop(guard);
+        let serving = tenant
+            .model
+            .load()
+            .as_ref()
+            .map(|m| m.model.config().clone());
+        if serving.as_ref() != Some(&selection.best) {
+            self.train(tenant, Some(selection.best)).await?;
+        }
+        Ok(())
     }
 
     /// Trains a new model for `tenant` now (with `config`, or the automatic choice) and swaps
@@ -112,7 +161,10 @@ impl Service {
             .map(|i| i.id.to_string())
             .collect();
         let (data, n_users) = snapshot_items(tenant, item_ids.len());
-        let config = config.unwrap_or_else(|| AlgorithmConfig::default_for(&data));
+        let explicit = config.is_some();
+        let config = config
+            .or_else(|| tenant.preferred_config.lock().clone())
+            .unwrap_or_else(|| AlgorithmConfig::default_for(&data));
         let started = Instant::now();
         tracing::info!(tenant = %tenant.name, users = n_users, items = data.n_items(), interactions = data.nnz(), algorithm = config.name(), "training");
         let trained = {
@@ -187,6 +239,11 @@ impl Service {
             .events_since_training
             .fetch_sub(events_at_start, Ordering::AcqRel);
         tenant.training_state.lock().last_error = None;
+        if explicit {
+            // A configuration asked for explicitly is kept for later retrains.
+            *tenant.preferred_config.lock() = Some(config.clone());
+            tenant.tuned.store(true, Ordering::Release);
+        }
         tracing::info!(tenant = %tenant.name, version, train_ms, "model swapped in");
         drop(_slot);
         if let Err(e) = self.train_variants(tenant).await {

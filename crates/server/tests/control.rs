@@ -586,3 +586,55 @@ async fn feedback_reshapes_the_next_list_within_a_second_without_retraining() {
         "no retraining happened"
     );
 }
+
+#[tokio::test]
+async fn the_first_model_is_tuned_in_the_background() {
+    let server = TestServer::start_full(
+        marquee_server::ServerConfig::default(),
+        marquee_core::ServiceConfig {
+            poll_interval_secs: 0.2,
+            ..marquee_core::ServiceConfig::default()
+        },
+    )
+    .await;
+    let key = server.tenant_with_key("ml", "secret").await;
+    let tenant = server.service.tenant_by_name("ml").unwrap();
+    let data = marquee_core::import::movielens_dir(&shared_data().join("ml-100k")).unwrap();
+    server
+        .service
+        .import(&tenant, data.items, data.feedback, &|_| {})
+        .await
+        .unwrap();
+    // The background trains a first model, then tunes; wait for the tuning to settle.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    use std::sync::atomic::Ordering::Acquire;
+    while !tenant.tuned.load(Acquire) || tenant.training.load(Acquire) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tuning did not finish"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let chosen = tenant
+        .preferred_config
+        .lock()
+        .clone()
+        .expect("a configuration was chosen");
+    let (_, status) = server.get("/v1/training", Some(&key)).await;
+    assert_eq!(
+        status["current"]["algorithm"],
+        serde_json::to_value(&chosen).unwrap(),
+        "{status}"
+    );
+    let versions = status["versions"].as_array().unwrap();
+    assert!(!versions.is_empty() && versions.len() <= 2, "{status}");
+    // A retrain without a configuration keeps the tuned one.
+    let (s, b) = server
+        .post("/v1/models/train?wait=true", Some(&key), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b["model"]["algorithm"],
+        serde_json::to_value(&chosen).unwrap()
+    );
+}

@@ -27,12 +27,21 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> Self {
+        // Tuning retrains in the background; tests that count versions want only their own.
+        Self::start_full(
+            config,
+            ServiceConfig {
+                poll_interval_secs: 0.2,
+                auto_tune: false,
+                ..ServiceConfig::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn start_full(config: ServerConfig, service_config: ServiceConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_data_dir(dir.path()).await.unwrap();
-        let service_config = ServiceConfig {
-            poll_interval_secs: 0.2,
-            ..ServiceConfig::default()
-        };
         let service = Service::open(store, service_config).await.unwrap();
         service.ensure_admin_key(Some(ADMIN_KEY)).await.unwrap();
         tokio::spawn(service.clone().run_background());
