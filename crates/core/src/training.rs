@@ -55,6 +55,15 @@ fn snapshot_items(tenant: &TenantState, n_items: usize) -> (Interactions, usize)
 }
 
 impl Service {
+    /// One of the training slots (training is CPU-bound: one at a time leaves cores for serving).
+    async fn training_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ServiceError> {
+        self.training_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ServiceError::Unavailable("shutting down".into()))
+    }
+
     /// Whether `tenant` has feedback and no model, or enough new feedback since its model.
     pub(crate) fn needs_training(&self, tenant: &TenantState) -> bool {
         if tenant.training.load(Ordering::Acquire) {
@@ -103,12 +112,7 @@ impl Service {
             return Ok(());
         }
         let guard = TrainingGuard(tenant.clone());
-        let slot = self
-            .training_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        let slot = self.training_slot().await?;
         let (data, _) = snapshot(tenant);
         let started = Instant::now();
         let selection = tokio::task::spawn_blocking(move || recsys::auto_select_report(&data, 42))
@@ -146,12 +150,7 @@ impl Service {
             return Ok(None);
         }
         let _guard = TrainingGuard(tenant.clone());
-        let _slot = self
-            .training_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        let _slot = self.training_slot().await?;
         let events_at_start = tenant.events_since_training.load(Ordering::Acquire);
         let item_ids: Vec<String> = tenant
             .catalog
@@ -296,12 +295,7 @@ impl Service {
         if configs.is_empty() {
             return Ok(());
         }
-        let _slot = self
-            .training_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ServiceError::Unavailable("shutting down".into()))?;
+        let _slot = self.training_slot().await?;
         let (data, n_users) = snapshot(tenant);
         let trained = tokio::task::spawn_blocking(move || {
             configs

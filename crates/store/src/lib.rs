@@ -389,13 +389,31 @@ impl Store {
 
     /// Deletes an item and the feedback on it. Returns whether it existed.
     pub async fn delete_item(&self, tenant_id: i64, id: &str) -> Result<bool> {
+        self.delete_with_feedback(
+            tenant_id,
+            id,
+            "DELETE FROM feedback WHERE tenant_id = $1 AND item_id = $2",
+            "DELETE FROM items WHERE tenant_id = $1 AND id = $2",
+        )
+        .await
+    }
+
+    /// Runs two deletes keyed by (tenant, id) in one transaction: the feedback naming the
+    /// entity, then the entity. Returns whether the entity existed.
+    async fn delete_with_feedback(
+        &self,
+        tenant_id: i64,
+        id: &str,
+        feedback_sql: &'static str,
+        entity_sql: &'static str,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM feedback WHERE tenant_id = $1 AND item_id = $2")
+        sqlx::query(feedback_sql)
             .bind(tenant_id)
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM items WHERE tenant_id = $1 AND id = $2")
+        let done = sqlx::query(entity_sql)
             .bind(tenant_id)
             .bind(id)
             .execute(&mut *tx)
@@ -474,19 +492,13 @@ impl Store {
 
     /// Deletes a user and all their feedback, in one transaction. Returns whether the user existed.
     pub async fn delete_user(&self, tenant_id: i64, id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM feedback WHERE tenant_id = $1 AND user_id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        self.delete_with_feedback(
+            tenant_id,
+            id,
+            "DELETE FROM feedback WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM users WHERE tenant_id = $1 AND id = $2",
+        )
+        .await
     }
 
     // ----------------------------------------------------------------------------------------

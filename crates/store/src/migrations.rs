@@ -14,11 +14,42 @@ struct Migration {
     postgres: &'static str,
 }
 
+/// Plain DDL that both dialects accept.
+const EXPERIMENTS: &str = "
+CREATE TABLE experiments (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    stopped_at BIGINT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE TABLE experiment_impressions (
+    tenant_id BIGINT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    variant BIGINT NOT NULL,
+    impressions BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, experiment_id, variant)
+);
+CREATE TABLE experiment_outcomes (
+    tenant_id BIGINT NOT NULL,
+    experiment_id TEXT NOT NULL,
+    variant BIGINT NOT NULL,
+    recommendation_id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, recommendation_id, outcome)
+);
+CREATE INDEX experiment_outcomes_by_experiment ON experiment_outcomes (tenant_id, experiment_id, variant);
+";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
-    version: 1,
-    name: "initial schema",
-    sqlite: "
+        version: 1,
+        name: "initial schema",
+        sqlite: "
 CREATE TABLE tenants (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -82,7 +113,7 @@ CREATE TABLE model_versions (
     PRIMARY KEY (tenant_id, version)
 );
 ",
-    postgres: r#"
+        postgres: r#"
 CREATE TABLE tenants (
     id BIGSERIAL PRIMARY KEY,
     name TEXT COLLATE "C" NOT NULL UNIQUE,
@@ -150,64 +181,8 @@ CREATE TABLE model_versions (
     Migration {
         version: 2,
         name: "experiments",
-        sqlite: "
-CREATE TABLE experiments (
-    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    definition TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    stopped_at BIGINT,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE TABLE experiment_impressions (
-    tenant_id BIGINT NOT NULL,
-    experiment_id TEXT NOT NULL,
-    variant BIGINT NOT NULL,
-    impressions BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, experiment_id, variant)
-);
-CREATE TABLE experiment_outcomes (
-    tenant_id BIGINT NOT NULL,
-    experiment_id TEXT NOT NULL,
-    variant BIGINT NOT NULL,
-    recommendation_id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, recommendation_id, outcome)
-);
-CREATE INDEX experiment_outcomes_by_experiment ON experiment_outcomes (tenant_id, experiment_id, variant);
-",
-        postgres: "
-CREATE TABLE experiments (
-    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    definition TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    stopped_at BIGINT,
-    PRIMARY KEY (tenant_id, id)
-);
-CREATE TABLE experiment_impressions (
-    tenant_id BIGINT NOT NULL,
-    experiment_id TEXT NOT NULL,
-    variant BIGINT NOT NULL,
-    impressions BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, experiment_id, variant)
-);
-CREATE TABLE experiment_outcomes (
-    tenant_id BIGINT NOT NULL,
-    experiment_id TEXT NOT NULL,
-    variant BIGINT NOT NULL,
-    recommendation_id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, recommendation_id, outcome)
-);
-CREATE INDEX experiment_outcomes_by_experiment ON experiment_outcomes (tenant_id, experiment_id, variant);
-",
+        sqlite: EXPERIMENTS,
+        postgres: EXPERIMENTS,
     },
 ];
 
