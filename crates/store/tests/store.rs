@@ -176,6 +176,56 @@ async fn exercise(store: &Store) {
     assert_eq!(store.count_feedback(a.id).await.unwrap(), 0);
     assert!(!store.delete_item(a.id, "m01").await.unwrap());
 
+    // Experiments: impressions add up, each list counts once per outcome.
+    let exp = ExperimentRow {
+        id: "exp_1".into(),
+        name: "test".into(),
+        definition: json!({"variants": []}),
+        status: "running".into(),
+        created_at: 1,
+        stopped_at: None,
+    };
+    store.insert_experiment(a.id, &exp).await.unwrap();
+    assert_eq!(store.experiments(a.id).await.unwrap(), vec![exp]);
+    assert!(store.experiments(b.id).await.unwrap().is_empty());
+    store.add_impressions(a.id, "exp_1", 0, 5).await.unwrap();
+    store.add_impressions(a.id, "exp_1", 0, 3).await.unwrap();
+    store.add_impressions(a.id, "exp_1", 1, 4).await.unwrap();
+    for _ in 0..2 {
+        store
+            .record_outcome(a.id, "exp_1", 1, "rec_a", "click")
+            .await
+            .unwrap();
+    }
+    store
+        .record_outcome(a.id, "exp_1", 1, "rec_a", "conversion")
+        .await
+        .unwrap();
+    store
+        .record_outcome(a.id, "exp_1", 0, "rec_b", "click")
+        .await
+        .unwrap();
+    let counts = store.experiment_counts(a.id, "exp_1").await.unwrap();
+    assert_eq!(
+        counts[&0],
+        VariantCounts {
+            impressions: 8,
+            clicks: 1,
+            conversions: 0
+        }
+    );
+    assert_eq!(
+        counts[&1],
+        VariantCounts {
+            impressions: 4,
+            clicks: 1,
+            conversions: 1
+        }
+    );
+    assert!(store.stop_experiment(a.id, "exp_1").await.unwrap());
+    assert!(!store.stop_experiment(a.id, "exp_1").await.unwrap());
+    assert_eq!(store.experiments(a.id).await.unwrap()[0].status, "stopped");
+
     // A batch larger than one statement.
     let many: Vec<FeedbackRow> = (0..2_500)
         .map(|i| event(&format!("bulk{i}"), "m05", "view", Some(i as f64), i))
