@@ -10,7 +10,6 @@
 //! says why it was chosen.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use recsys::top_k;
 
@@ -817,11 +816,6 @@ impl Service {
             })
             .collect(),
         ))
-    }
-
-    /// The serving model of a tenant, if trained.
-    pub fn current_model(tenant: &TenantState) -> Option<Arc<ServingModel>> {
-        tenant.model.load_full()
     }
 }
 

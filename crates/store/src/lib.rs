@@ -264,16 +264,6 @@ impl Store {
         rows.iter().map(ApiKeyRow::from_row).collect()
     }
 
-    /// Revoked key ids, so that every process drops them from its key ring.
-    pub async fn revoked_api_key_ids(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| r.try_get::<String, _>("id").map_err(Into::into))
-            .collect()
-    }
-
     /// Returns whether a key was revoked by this call (false: unknown or already revoked).
     pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
         let done =
