@@ -43,9 +43,12 @@ pub struct VariantSpec {
     pub name: String,
     /// Relative share of users (shares are normalised over the variants).
     pub share: f64,
-    /// The algorithm for this variant; the tenant's current model when absent.
+    /// The algorithm for this variant, trained beside the tenant's model and retrained with it.
     #[serde(default)]
     pub model: Option<AlgorithmConfig>,
+    /// A kept earlier model version of the tenant (see `GET /v1/training`).
+    #[serde(default)]
+    pub model_version: Option<i64>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -320,6 +323,28 @@ impl Service {
                     ServiceError::invalid(format!("variants[{i}].model"), e.to_string())
                 })?;
             }
+            if let Some(version) = v.model_version {
+                let field = format!("variants[{i}].model_version");
+                if v.model.is_some() {
+                    return Err(ServiceError::invalid(
+                        field,
+                        "give either model or model_version",
+                    ));
+                }
+                let kept = self
+                    .snapshot_dir
+                    .as_deref()
+                    .map(|dir| crate::snapshots::versions(dir, tenant.id))
+                    .unwrap_or_default();
+                if !kept.contains(&version) {
+                    let mut kept = kept;
+                    kept.sort_unstable();
+                    return Err(ServiceError::invalid(
+                        field,
+                        format!("model version {version} is not kept (kept: {kept:?})"),
+                    ));
+                }
+            }
         }
         let types = |given: Option<Vec<String>>, field: &str, default: fn() -> Vec<String>| {
             let list = given.unwrap_or_else(default);
@@ -586,11 +611,13 @@ mod tests {
                     name: "a".into(),
                     share: 3.0,
                     model: None,
+                    model_version: None,
                 },
                 VariantSpec {
                     name: "b".into(),
                     share: 1.0,
                     model: None,
+                    model_version: None,
                 },
             ],
             click_types: vec![],

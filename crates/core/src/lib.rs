@@ -205,15 +205,7 @@ impl Service {
         let Some((meta, model)) = self.read_snapshot(tenant.id).await else {
             return Ok(());
         };
-        let aligned = {
-            let catalog = tenant.catalog.read();
-            meta.item_ids.len() <= catalog.items.len()
-                && meta
-                    .item_ids
-                    .iter()
-                    .zip(&catalog.items)
-                    .all(|(id, item)| **id == *item.id)
-        };
+        let aligned = snapshots::lines_up(&meta.item_ids, &tenant.catalog.read());
         if aligned {
             tracing::info!(tenant = %tenant.name, version = meta.info.version, "adopting a model trained elsewhere");
             tenant.events_since_training.store(0, Ordering::Release);

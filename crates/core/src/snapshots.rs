@@ -116,9 +116,14 @@ fn open(
     Ok((r, meta))
 }
 
-/// Reads only the metadata of a snapshot.
-pub fn read_meta(dir: &Path, tenant_id: i64, version: i64) -> std::io::Result<SnapshotMeta> {
-    open(dir, tenant_id, version).map(|(_, meta)| meta)
+/// Whether a model over `item_ids` can serve `catalog` as it is: model index `i` is catalogue
+/// index `i` for every model item.
+pub fn lines_up(item_ids: &[String], catalog: &crate::state::Catalog) -> bool {
+    item_ids.len() <= catalog.items.len()
+        && item_ids
+            .iter()
+            .zip(&catalog.items)
+            .all(|(id, item)| **id == *item.id)
 }
 
 /// Reads a whole snapshot; the model must have one index per listed item id.

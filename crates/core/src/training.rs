@@ -292,7 +292,46 @@ impl Service {
             .enumerate()
             .filter_map(|(i, v)| v.model.clone().map(|m| (i, m)))
             .collect();
+        let mut models = std::collections::HashMap::new();
+        // Kept versions, lined up with the catalogue (or left to the default model).
+        for (i, v) in experiment.variants.iter().enumerate() {
+            let (Some(version), Some(dir)) = (v.model_version, self.snapshot_dir.clone()) else {
+                continue;
+            };
+            let tenant_id = tenant.id;
+            let loaded = tokio::task::spawn_blocking(move || {
+                crate::snapshots::load(&dir, tenant_id, version)
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("loading a model version: {e}")))?;
+            match loaded {
+                Ok((meta, model)) => {
+                    if crate::snapshots::lines_up(&meta.item_ids, &tenant.catalog.read()) {
+                        models.insert(
+                            i,
+                            Arc::new(ServingModel {
+                                model,
+                                info: meta.info,
+                            }),
+                        );
+                    } else {
+                        tracing::warn!(tenant = %tenant.name, version, "model version does not line up with the catalogue; the variant uses the current model");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.name, version, error = %e, "model version unreadable; the variant uses the current model")
+                }
+            }
+        }
         if configs.is_empty() {
+            if tenant
+                .experiment
+                .load()
+                .as_ref()
+                .is_some_and(|e| e.id == experiment.id)
+            {
+                *tenant.variant_models.write() = models;
+            }
             return Ok(());
         }
         let _slot = self.training_slot().await?;
@@ -309,7 +348,6 @@ impl Service {
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("training task: {e}")))?;
-        let mut models = std::collections::HashMap::new();
         for (i, config, model, train_ms) in trained {
             let model = model.map_err(|e| ServiceError::Internal(format!("variant {i}: {e}")))?;
             let info = ModelVersionInfo {

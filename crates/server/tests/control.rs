@@ -638,3 +638,52 @@ async fn the_first_model_is_tuned_in_the_background() {
         serde_json::to_value(&chosen).unwrap()
     );
 }
+
+#[tokio::test]
+async fn an_experiment_can_pit_a_kept_model_version_against_the_current_one() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await; // version 1
+    let (s, b) = server
+        .post(
+            "/v1/models/train?wait=true",
+            Some(&key),
+            json!({"model": {"algorithm": "item_knn", "neighbors": 5, "shrinkage": 0}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = server
+        .post("/v1/experiments", Some(&key), json!({"name": "old vs new", "variants": [{"name": "current", "share": 1}, {"name": "v9", "share": 1, "model_version": 9}]}))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("not kept"),
+        "{b}"
+    );
+    let (s, exp) = server
+        .post("/v1/experiments", Some(&key), json!({"name": "old vs new", "variants": [{"name": "current", "share": 1}, {"name": "v1", "share": 1, "model_version": 1}]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{exp}");
+    let tenant = server.service.tenant_by_name("films").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(m) = tenant.variant_models.read().get(&1) {
+            assert_eq!(m.info.version, 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kept version was not loaded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for u in 0..20 {
+        let (s, recs) = server
+            .get(&format!("/v1/recommend/x{u}?n=1"), Some(&key))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        seen.insert(recs[0]["variant"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}

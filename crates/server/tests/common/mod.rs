@@ -42,7 +42,13 @@ impl TestServer {
     pub async fn start_full(config: ServerConfig, service_config: ServiceConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_data_dir(dir.path()).await.unwrap();
-        let service = Service::open(store, service_config).await.unwrap();
+        let service = Service::open_with_snapshots(
+            store,
+            service_config,
+            Some(dir.path().join("recommenders")),
+        )
+        .await
+        .unwrap();
         service.ensure_admin_key(Some(ADMIN_KEY)).await.unwrap();
         tokio::spawn(service.clone().run_background());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
