@@ -91,10 +91,12 @@ impl StoreArgs {
 
     /// The service on this store (loads every tenant's serving state), keeping trained models
     /// in `<data dir>/recommenders`.
-    pub async fn open_service(&self) -> anyhow::Result<(Arc<Service>, FileConfig)> {
+    /// The service without any tenant loaded, for work on one tenant (import, train).
+    pub async fn open_service_lazy(&self) -> anyhow::Result<Arc<Service>> {
         let file = FileConfig::load(self.config.as_deref())?;
-        let service = self.open_service_with(&file).await?;
-        Ok((service, file))
+        let store = self.open_store(&file).await?;
+        let snapshots = self.data_dir(&file).map(|d| d.join("recommenders"));
+        Ok(Service::open_lazy(store, file.service.clone().unwrap_or_default(), snapshots).await?)
     }
 
     pub async fn open_service_with(&self, file: &FileConfig) -> anyhow::Result<Arc<Service>> {

@@ -75,7 +75,7 @@ pub async fn run(cmd: ImportCommand) -> anyhow::Result<()> {
 }
 
 async fn load(tenant_name: &str, store: &StoreArgs, data: Dataset) -> anyhow::Result<()> {
-    let (service, _) = store.open_service().await?;
+    let service = store.open_service_lazy().await?;
     let tenant = service.ensure_tenant(tenant_name).await?;
     // Generic logs name items the catalogue may already describe better: keep those.
     let items: Vec<_> = {

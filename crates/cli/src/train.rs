@@ -29,9 +29,10 @@ pub async fn run(args: TrainArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let (service, _) = args.store.open_service().await?;
+    let service = args.store.open_service_lazy().await?;
     let tenant = service
-        .tenant_by_name(&args.tenant)
+        .load_tenant_by_name(&args.tenant)
+        .await?
         .with_context(|| format!("no tenant named {:?}", args.tenant))?;
     let info = service
         .train(&tenant, config)

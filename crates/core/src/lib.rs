@@ -75,6 +75,20 @@ impl Service {
         config: ServiceConfig,
         snapshot_dir: Option<PathBuf>,
     ) -> Result<Arc<Self>, ServiceError> {
+        let service = Self::open_lazy(store, config, snapshot_dir).await?;
+        for tenant in service.store.list_tenants().await? {
+            service.load_tenant(&tenant).await?;
+        }
+        Ok(service)
+    }
+
+    /// Opens the service without loading any tenant: for one-off work on a single tenant (the
+    /// CLI's import and train), which loads it with [`Service::load_tenant_by_name`].
+    pub async fn open_lazy(
+        store: Store,
+        config: ServiceConfig,
+        snapshot_dir: Option<PathBuf>,
+    ) -> Result<Arc<Self>, ServiceError> {
         let service = Arc::new(Service {
             store,
             config,
@@ -85,10 +99,22 @@ impl Service {
             snapshot_dir,
         });
         service.keys.refresh(&service.store).await?;
-        for tenant in service.store.list_tenants().await? {
-            service.load_tenant(&tenant).await?;
-        }
         Ok(service)
+    }
+
+    /// The serving state of an existing tenant, loaded if needed; `None` if there is no such
+    /// tenant.
+    pub async fn load_tenant_by_name(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<TenantState>>, ServiceError> {
+        if let Some(t) = self.tenant_by_name(name) {
+            return Ok(Some(t));
+        }
+        match self.store.tenant_by_name(name).await? {
+            Some(row) => Ok(Some(self.load_tenant(&row).await?)),
+            None => Ok(None),
+        }
     }
 
     pub fn store(&self) -> &Store {
