@@ -24,6 +24,7 @@ use faer::linalg::triangular_inverse::invert_lower_triangular;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
+use crate::interactions::ItemMajor;
 use crate::{Error, Interactions};
 
 /// Returns `B` row-major (n×n), zero diagonal.
@@ -78,18 +79,14 @@ fn spd_inverse_f64(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, Error> {
     Ok(out)
 }
 
-/// The Woodbury route (see the module docs).
-pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+/// The users-side inverse `M = (XXᵀ + λI)⁻¹` (u×u, f64, symmetric) and the column scale
+/// `1 / (1 − q_j)`, `q_j = x_jᵀ M x_j`, shared by the Woodbury fit and [`woodbury_user_scores`].
+fn woodbury_core(
+    data: &Interactions,
+    by_item: &ItemMajor,
+    lambda: f32,
+) -> Result<(Vec<f64>, Vec<f32>), Error> {
     let (nu, n) = (data.n_users(), data.n_items());
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let len = n.checked_mul(n).ok_or(Error::TooManyItems {
-        algorithm: "ease",
-        n_items: n,
-        max: 0,
-    })?;
-    let by_item = data.by_item();
     // K = XXᵀ + λI (u×u, symmetric so row-major == column-major), f64.
     let mut k = vec![0f64; nu * nu];
     k.par_chunks_mut(nu).enumerate().for_each(|(u, row)| {
@@ -110,6 +107,83 @@ pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>,
         row[u] += lambda as f64;
     });
     let m = spd_inverse_f64(k, nu)?;
+    // q_j = x_jᵀ M x_j, exactly in f64.
+    let q: Vec<f64> = (0..n)
+        .into_par_iter()
+        .map(|j| {
+            let (us, ws) = (by_item.users(j), by_item.weights(j));
+            let mut s = 0f64;
+            for (&a, &wa) in us.iter().zip(ws) {
+                let mrow = &m[a as usize * nu..(a as usize + 1) * nu];
+                let inner: f64 = us
+                    .iter()
+                    .zip(ws)
+                    .map(|(&b, &wb)| mrow[b as usize] * wb as f64)
+                    .sum();
+                s += wa as f64 * inner;
+            }
+            s
+        })
+        .collect();
+    if let Some(j) = q.iter().position(|q| !(q.is_finite() && *q < 1.0)) {
+        return Err(Error::Numerical(format!(
+            "ease: non-positive diagonal of the inverse at item {j}"
+        )));
+    }
+    let scale = q.iter().map(|q| (1.0 / (1.0 - q)) as f32).collect();
+    Ok((m, scale))
+}
+
+/// EASE scores of training users, without forming `B` (for validation): user `u`'s score row
+/// `Σ_i x_ui B[i, ·]` is `(x_uᵀXᵀ M X) ⊙ scale = ((I − λM)[u, ·] X) ⊙ scale`, since
+/// `XXᵀ M = I − λM`: u·nnz work per user instead of the nnz·n pass that builds `B`.
+/// Returns `users.len()` rows of `n_items` (row-major). The entries of the user's own items
+/// differ from [`fit`]'s (whose `B` has a zero diagonal); they are excluded from rankings anyway.
+pub(crate) fn woodbury_user_scores(
+    data: &Interactions,
+    lambda: f32,
+    users: &[u32],
+) -> Result<Vec<f32>, Error> {
+    let (nu, n) = (data.n_users(), data.n_items());
+    let by_item = data.by_item();
+    let (m, scale) = woodbury_core(data, &by_item, lambda)?;
+    let lambda = lambda as f64;
+    let mut out = vec![0f32; users.len() * n];
+    out.par_chunks_mut(n.max(1)).zip(users).for_each_init(
+        || vec![0f64; n],
+        |acc, (row, &u)| {
+            let mrow = &m[u as usize * nu..(u as usize + 1) * nu];
+            for (v, &muv) in mrow.iter().enumerate() {
+                let c = if v == u as usize { 1.0 } else { 0.0 } - lambda * muv;
+                for (&j, &w) in data
+                    .user_items(v as u32)
+                    .iter()
+                    .zip(data.user_weights(v as u32))
+                {
+                    acc[j as usize] += c * w as f64;
+                }
+            }
+            for ((o, a), s) in row.iter_mut().zip(acc.iter_mut()).zip(&scale) {
+                *o = (std::mem::take(a) as f32) * s;
+            }
+        },
+    );
+    Ok(out)
+}
+
+/// The Woodbury route (see the module docs).
+pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+    let (nu, n) = (data.n_users(), data.n_items());
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let len = n.checked_mul(n).ok_or(Error::TooManyItems {
+        algorithm: "ease",
+        n_items: n,
+        max: 0,
+    })?;
+    let by_item = data.by_item();
+    let (m, scale) = woodbury_core(data, &by_item, lambda)?;
     // Z = M X, u × n row-major f32 (accumulated in f64).
     let mut z = vec![0f32; nu * n];
     z.par_chunks_mut(n).enumerate().for_each_init(
@@ -130,31 +204,7 @@ pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>,
             }
         },
     );
-    // q_j = x_jᵀ M x_j, exactly in f64.
-    let q: Vec<f64> = (0..n)
-        .into_par_iter()
-        .map(|j| {
-            let (us, ws) = (by_item.users(j), by_item.weights(j));
-            let mut s = 0f64;
-            for (&a, &wa) in us.iter().zip(ws) {
-                let mrow = &m[a as usize * nu..(a as usize + 1) * nu];
-                let inner: f64 = us
-                    .iter()
-                    .zip(ws)
-                    .map(|(&b, &wb)| mrow[b as usize] * wb as f64)
-                    .sum();
-                s += wa as f64 * inner;
-            }
-            s
-        })
-        .collect();
     drop(m);
-    if let Some(j) = q.iter().position(|q| !(q.is_finite() && *q < 1.0)) {
-        return Err(Error::Numerical(format!(
-            "ease: non-positive diagonal of the inverse at item {j}"
-        )));
-    }
-    let scale: Vec<f32> = q.iter().map(|q| (1.0 / (1.0 - q)) as f32).collect();
     let mut b = vec![0f32; len];
     b.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
         for (&u, &w) in by_item.users(i).iter().zip(by_item.weights(i)) {
@@ -295,6 +345,33 @@ mod tests {
                 .zip(&b)
                 .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
             assert!(err <= 1e-4 * max.max(1e-3), "{nu}×{ni}: {err} vs max {max}");
+        }
+    }
+
+    #[test]
+    fn woodbury_user_scores_match_b_off_the_history() {
+        let d = random(40, 150, 8, 5);
+        let b = fit_woodbury(&d, 3.0).unwrap();
+        let n = d.n_items();
+        let users = [0u32, 7, 39];
+        let s = woodbury_user_scores(&d, 3.0, &users).unwrap();
+        for (r, &u) in users.iter().enumerate() {
+            let mut want = vec![0f32; n];
+            for (&i, &w) in d.user_items(u).iter().zip(d.user_weights(u)) {
+                for (o, &v) in want
+                    .iter_mut()
+                    .zip(&b[i as usize * n..(i as usize + 1) * n])
+                {
+                    *o += w * v;
+                }
+            }
+            let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            for j in 0..n {
+                if d.user_items(u).binary_search(&(j as u32)).is_err() {
+                    let err = (s[r * n + j] - want[j]).abs();
+                    assert!(err <= 1e-4 * max.max(1e-3), "user {u} item {j}: {err}");
+                }
+            }
         }
     }
 }

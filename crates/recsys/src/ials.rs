@@ -13,6 +13,7 @@
 use rayon::prelude::*;
 
 use crate::Interactions;
+use crate::interactions::ItemMajor;
 use crate::rng::SplitMix64;
 
 /// CG steps per row per half-step (the `implicit` default).
@@ -154,6 +155,7 @@ fn half_step<'a>(
 
 pub(crate) fn fit(
     data: &Interactions,
+    by_item: &ItemMajor,
     f: usize,
     reg: f32,
     alpha: f32,
@@ -164,7 +166,6 @@ pub(crate) fn fit(
     let mut rng = SplitMix64::new(seed);
     let mut x: Vec<f32> = (0..nu * f).map(|_| rng.next_f32() * 0.01).collect();
     let mut y: Vec<f32> = (0..ni * f).map(|_| rng.next_f32() * 0.01).collect();
-    let by_item = data.by_item();
     for _ in 0..iterations {
         half_step(&mut x, &y, f, reg, alpha, |u| {
             (data.user_items(u as u32), data.user_weights(u as u32))

@@ -12,7 +12,8 @@ pub struct TrainOptions {
     /// EASE refuses to train above this many items: its model is a dense n×n f32 matrix
     /// (4n² bytes, twice that at peak during training) and training is O(n³).
     pub max_dense_items: usize,
-    /// How many cosine neighbours are kept per item for [`Model::similar_items`].
+    /// How many cosine neighbours are kept per item for [`Model::similar_items`]; 0 skips
+    /// computing them (`similar_items` is then always empty), as `auto_select`'s candidates do.
     pub similar_items_per_item: usize,
 }
 
@@ -75,6 +76,18 @@ pub(crate) fn add_standardised(
         for (o, t) in out.iter_mut().zip(scores) {
             *o += k * (t - mean);
         }
+    }
+}
+
+/// `x ← (x − mean) / std`, the statistics over the candidate items (all zeros when the
+/// spread is zero): one member's contribution to a blend, before its weight.
+pub(crate) fn standardise(x: &mut [f32], history: &[(u32, f32)]) {
+    let (mean, std) = candidate_mean_std(x, history);
+    if std > 0.0 && std.is_finite() {
+        let k = 1.0 / std;
+        x.iter_mut().for_each(|v| *v = k * (*v - mean));
+    } else {
+        x.fill(0.0);
     }
 }
 
@@ -234,8 +247,11 @@ pub fn train_with_options(
     };
     let popularity = similarity::popularity(data, half_life);
     let by_item = data.by_item();
-    let similar =
-        similarity::cosine_neighbours(data, &by_item, options.similar_items_per_item, 0.0);
+    let similar = if options.similar_items_per_item == 0 {
+        SparseRows::empty(n)
+    } else {
+        similarity::cosine_neighbours(data, &by_item, options.similar_items_per_item, 0.0)
+    };
     let scorer = fit_scorer(config, data, &by_item, &similar, options)?;
     Ok(Model {
         config: config.clone(),
@@ -283,6 +299,7 @@ fn fit_scorer(
             seed,
         } => Scorer::Ials(ials::fit(
             data,
+            by_item,
             factors,
             regularization,
             alpha,

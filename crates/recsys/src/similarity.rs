@@ -71,6 +71,15 @@ impl SparseRows {
         Ok(SparseRows { indptr, cols, vals })
     }
 
+    /// `n_rows` empty rows.
+    pub fn empty(n_rows: usize) -> Self {
+        SparseRows {
+            indptr: vec![0; n_rows + 1],
+            cols: Vec::new(),
+            vals: Vec::new(),
+        }
+    }
+
     fn from_rows(rows: Vec<Vec<(u32, f32)>>) -> Self {
         let nnz = rows.iter().map(Vec::len).sum();
         let mut out = SparseRows {
@@ -191,6 +200,9 @@ fn keep_top(row: &mut Vec<(u32, f32)>, top_n: usize) {
         row.truncate(top_n);
     }
     row.sort_unstable_by(by_rank);
+    // The row was collected from every co-occurring item (up to all n): without this, each kept
+    // row holds on to that capacity until `from_rows` copies it — gigabytes on 100k items.
+    row.shrink_to_fit();
 }
 
 /// Time-decayed interaction counts per item; `half_life_days <= 0` (or infinite) means plain counts.
