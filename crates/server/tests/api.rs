@@ -764,6 +764,20 @@ async fn tenants_cannot_see_each_other() {
         )
         .await;
     assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+    let (s, recs) = server
+        .post(
+            "/v1/recommend/session",
+            Some(&a),
+            json!({"items": ["heat", "casino"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        recs.as_array().unwrap().is_empty(),
+        "beta's items mean nothing to alpha: {recs}"
+    );
+    let (_, trending) = server.get("/v1/trending", Some(&a)).await;
+    assert!(trending.as_array().unwrap().is_empty());
     let (_, list) = server.get("/v1/experiments", Some(&a)).await;
     assert!(list["experiments"].as_array().unwrap().is_empty());
     // Beta's users and items are absent for alpha on every route.
