@@ -462,6 +462,11 @@ pub fn interactions(
     let split = |line: &str| -> Vec<String> {
         if delimiter == b' ' {
             line.split_whitespace().map(str::to_string).collect()
+        } else if !line.contains('"') {
+            // No quoting: a plain split (a CSV reader per line would allocate its buffers each time).
+            line.split(delimiter as char)
+                .map(|f| f.trim().to_string())
+                .collect()
         } else {
             let mut r = csv::ReaderBuilder::new()
                 .delimiter(delimiter)
@@ -663,6 +668,14 @@ mod tests {
         .unwrap();
         assert_eq!(lastfm.feedback[0].item_id, "51");
         assert_eq!(lastfm.feedback[0].value, Some(13883.0));
+        let quoted = interactions(
+            b"user,item,type\n\"doe, jane\",i1,like\nbob,i2,view\n",
+            "q.csv",
+            &InteractionsFormat::default(),
+        )
+        .unwrap();
+        assert_eq!(quoted.feedback[0].user_id, "doe, jane");
+        assert_eq!(quoted.feedback[1].user_id, "bob");
         let bad = interactions(
             b"user,item,value\nu1,i1,abc\n",
             "bad.csv",
