@@ -117,8 +117,11 @@ impl Service {
         let started = Instant::now();
         let selection = tokio::task::spawn_blocking(move || recsys::auto_select_report(&data, 42))
             .await
-            .map_err(|e| ServiceError::Internal(format!("tuning task: {e}")))?;
-        tenant.tuned.store(true, Ordering::Release);
+            .map_err(|e| {
+                // Not retried: a failure here would fail again.
+                tenant.tuned.store(true, Ordering::Release);
+                ServiceError::Internal(format!("tuning task: {e}"))
+            })?;
         tracing::info!(
             tenant = %tenant.name,
             ms = started.elapsed().as_millis() as u64,
@@ -133,10 +136,15 @@ impl Service {
             .load()
             .as_ref()
             .map(|m| m.model.config().clone());
-        if serving.as_ref() != Some(&selection.best) {
-            self.train(tenant, Some(selection.best)).await?;
-        }
-        Ok(())
+        // `tuned` is set only once the tuned model serves (or needs no retraining), so whoever
+        // waits for it sees the tuned model.
+        let retrained = if serving.as_ref() != Some(&selection.best) {
+            self.train(tenant, Some(selection.best)).await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        tenant.tuned.store(true, Ordering::Release);
+        retrained
     }
 
     /// Trains a new model for `tenant` now (with `config`, or the automatic choice) and swaps
