@@ -1087,28 +1087,34 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let mut server = TestServer::start().await;
     let key = server.tenant_with_key("films", "secret").await;
     server.seed_films(&key).await;
-    // A large write in flight while shutdown is requested still completes and is stored.
+    // A large write in flight while shutdown is requested still completes and is stored: the
+    // request is sent in two parts over a raw connection, with the shutdown in between, so it
+    // is certainly in flight.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let batch: Vec<Value> = (0..10_000)
         .map(|i| json!({"user_id": format!("late{i}"), "item_id": "heat", "type": "view"}))
         .collect();
-    let client = server.client.clone();
-    let url = format!("{}/v1/feedback", server.base);
-    let request = tokio::spawn(async move {
-        client
-            .post(url)
-            .bearer_auth(key)
-            .json(&batch)
-            .send()
-            .await
-            .map(|r| r.status())
+    let body = serde_json::to_vec(&batch).unwrap();
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/feedback HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body[..body.len() / 2]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let stopping = tokio::spawn(async move {
+        server.stop().await;
+        server
     });
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    server.stop().await;
-    let status = request
-        .await
-        .unwrap()
-        .expect("the in-flight request was answered");
-    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    conn.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let server = stopping.await.unwrap();
     let tenant = server.service.tenant_by_name("films").unwrap();
     let n = server
         .service
