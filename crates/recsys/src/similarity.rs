@@ -107,43 +107,20 @@ pub(crate) fn cosine_neighbours(
     top_n: usize,
     shrinkage: f32,
 ) -> SparseRows {
-    let n = data.n_items();
-    let counts: Vec<f32> = (0..n).map(|i| by_item.users(i).len() as f32).collect();
-    let rows: Vec<Vec<(u32, f32)>> = (0..n)
-        .into_par_iter()
-        .map_init(
-            || (vec![0f32; n], Vec::<u32>::new()),
-            |(acc, touched), i| {
-                for &u in by_item.users(i) {
-                    for &j in data.user_items(u) {
-                        if j as usize != i {
-                            let a = &mut acc[j as usize];
-                            if *a == 0.0 {
-                                touched.push(j);
-                            }
-                            *a += 1.0;
-                        }
-                    }
-                }
-                let ci = counts[i];
-                let mut row: Vec<(u32, f32)> = touched
-                    .drain(..)
-                    .map(|j| {
-                        let co = std::mem::take(&mut acc[j as usize]);
-                        (j, co / ((ci * counts[j as usize]).sqrt() + shrinkage))
-                    })
-                    .collect();
-                keep_top(&mut row, top_n);
-                row
-            },
-        )
+    let counts: Vec<f32> = (0..data.n_items())
+        .map(|i| by_item.users(i).len() as f32)
         .collect();
-    SparseRows::from_rows(rows)
+    co_occurrence_rows(
+        data,
+        by_item,
+        top_n,
+        |_| 1.0,
+        |i, j, co| co / ((counts[i] * counts[j as usize]).sqrt() + shrinkage),
+    )
 }
 
-/// RP3β item-item weights (see [`crate::AlgorithmConfig::Rp3Beta`]), top `top_n` per item.
-/// Same traversal as [`cosine_neighbours`]: each user contributes `deg(u)^-alpha` to every pair
-/// of their items.
+/// RP3β item-item weights (see [`crate::AlgorithmConfig::Rp3Beta`]), top `top_n` per item:
+/// each user contributes `deg(u)^-alpha` to every pair of their items.
 pub(crate) fn rp3beta_neighbours(
     data: &Interactions,
     by_item: &ItemMajor,
@@ -151,21 +128,46 @@ pub(crate) fn rp3beta_neighbours(
     beta: f32,
     top_n: usize,
 ) -> SparseRows {
-    let n = data.n_items();
     let user_step: Vec<f32> = (0..data.n_users())
         .map(|u| {
             let d = data.user_items(u as u32).len() as f32;
             if d > 0.0 { d.powf(-alpha) } else { 0.0 }
         })
         .collect();
-    let item_deg: Vec<f32> = (0..n).map(|i| by_item.users(i).len() as f32).collect();
+    // Per-item factors, computed once rather than per pair.
+    let (out_step, in_weight): (Vec<f32>, Vec<f32>) = (0..data.n_items())
+        .map(|i| {
+            let d = by_item.users(i).len() as f32;
+            (d.max(1.0).powf(-alpha), d.powf(-beta))
+        })
+        .unzip();
+    co_occurrence_rows(
+        data,
+        by_item,
+        top_n,
+        |u| user_step[u as usize],
+        |i, j, walk| out_step[i] * walk * in_weight[j as usize],
+    )
+}
+
+/// The traversal both neighbour indexes share: for each item `i`, sums `user_weight(u)` over
+/// the users `u` of `i` into every other item `j` of `u`, turns each sum into a weight with
+/// `score(i, j, sum)`, and keeps the `top_n` best per item (parallel over items).
+fn co_occurrence_rows(
+    data: &Interactions,
+    by_item: &ItemMajor,
+    top_n: usize,
+    user_weight: impl Fn(u32) -> f32 + Sync,
+    score: impl Fn(usize, u32, f32) -> f32 + Sync,
+) -> SparseRows {
+    let n = data.n_items();
     let rows: Vec<Vec<(u32, f32)>> = (0..n)
         .into_par_iter()
         .map_init(
             || (vec![0f32; n], Vec::<u32>::new()),
             |(acc, touched), i| {
                 for &u in by_item.users(i) {
-                    let step = user_step[u as usize];
+                    let step = user_weight(u);
                     for &j in data.user_items(u) {
                         if j as usize != i {
                             let a = &mut acc[j as usize];
@@ -176,13 +178,9 @@ pub(crate) fn rp3beta_neighbours(
                         }
                     }
                 }
-                let out_step = item_deg[i].max(1.0).powf(-alpha);
                 let mut row: Vec<(u32, f32)> = touched
                     .drain(..)
-                    .map(|j| {
-                        let walk = std::mem::take(&mut acc[j as usize]);
-                        (j, out_step * walk * item_deg[j as usize].powf(-beta))
-                    })
+                    .map(|j| (j, score(i, j, std::mem::take(&mut acc[j as usize]))))
                     .collect();
                 keep_top(&mut row, top_n);
                 row
