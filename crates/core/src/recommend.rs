@@ -183,7 +183,7 @@ fn content_profile(catalog: &Catalog, history: &[(u32, f32)]) -> HashMap<String,
     for &(i, w) in history {
         if let Some(item) = catalog.items.get(i as usize) {
             for f in item.features() {
-                *profile.entry(f).or_default() += w;
+                *profile.entry(f.clone()).or_default() += w;
             }
         }
     }
@@ -192,7 +192,7 @@ fn content_profile(catalog: &Catalog, history: &[(u32, f32)]) -> HashMap<String,
 
 /// Cosine between a profile and an item's (binary) features.
 fn content_similarity(profile: &HashMap<String, f32>, norm: f32, catalog: &Catalog, i: u32) -> f32 {
-    let features: Vec<String> = catalog.items[i as usize].features().collect();
+    let features = catalog.items[i as usize].features();
     if features.is_empty() || norm == 0.0 {
         return 0.0;
     }
@@ -226,9 +226,15 @@ fn diversify(
         let max = pool.iter().map(|p| p.score).fold(f32::MIN, f32::max);
         let min = pool.iter().map(|p| p.score).fold(f32::MAX, f32::min);
         let span = (max - min).max(f32::EPSILON);
-        let features: Vec<HashSet<String>> = pool
+        let features: Vec<HashSet<&str>> = pool
             .iter()
-            .map(|p| catalog.items[p.item as usize].features().collect())
+            .map(|p| {
+                catalog.items[p.item as usize]
+                    .features()
+                    .iter()
+                    .map(String::as_str)
+                    .collect()
+            })
             .collect();
         let mut chosen: Vec<usize> = Vec::new();
         let mut left: Vec<usize> = (0..pool.len()).collect();

@@ -32,6 +32,8 @@ pub struct ItemEntry {
     /// Lower-cased categories, for case-insensitive filters.
     pub categories_lower: Arc<[String]>,
     pub tags: Arc<[String]>,
+    /// Content features, built once here rather than on every request that compares content.
+    features: Arc<[String]>,
     pub metadata: Arc<Map<String, Value>>,
     pub published_at: Option<i64>,
     pub hidden: bool,
@@ -42,12 +44,20 @@ pub struct ItemEntry {
 
 impl ItemEntry {
     pub fn from_item(item: &Item) -> Self {
+        let categories_lower: Arc<[String]> =
+            item.categories.iter().map(|c| c.to_lowercase()).collect();
+        let features = categories_lower
+            .iter()
+            .map(|c| format!("c:{c}"))
+            .chain(item.tags.iter().map(|t| format!("t:{}", t.to_lowercase())))
+            .collect();
         ItemEntry {
+            features,
             id: Arc::from(item.id.as_str()),
             title: item.title.as_deref().map(Arc::from),
             description: item.description.as_deref().map(Arc::from),
             categories: Arc::from(item.categories.clone()),
-            categories_lower: item.categories.iter().map(|c| c.to_lowercase()).collect(),
+            categories_lower,
             tags: Arc::from(item.tags.clone()),
             metadata: Arc::new(item.metadata.clone()),
             published_at: item.published_at.map(|t| t.0),
@@ -72,12 +82,9 @@ impl ItemEntry {
         }
     }
 
-    /// Lower-cased categories and tags: the item's content features.
-    pub fn features(&self) -> impl Iterator<Item = String> + '_ {
-        self.categories_lower
-            .iter()
-            .map(|c| format!("c:{c}"))
-            .chain(self.tags.iter().map(|t| format!("t:{}", t.to_lowercase())))
+    /// Lower-cased categories and tags (`c:…`, `t:…`): the item's content features.
+    pub fn features(&self) -> &[String] {
+        &self.features
     }
 
     /// Whether the item may be shown to anyone at `now_ms`.
