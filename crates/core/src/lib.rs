@@ -60,6 +60,9 @@ pub struct Service {
     training_slots: Arc<Semaphore>,
     /// Where trained models are kept (see [`snapshots`]); none: retrain at every start.
     snapshot_dir: Option<PathBuf>,
+    /// Whether tenants are loaded to serve (their saved models too) or, in the CLI's one-off
+    /// import and train, only their data.
+    serving: bool,
 }
 
 impl Service {
@@ -75,7 +78,7 @@ impl Service {
         config: ServiceConfig,
         snapshot_dir: Option<PathBuf>,
     ) -> Result<Arc<Self>, ServiceError> {
-        let service = Self::open_lazy(store, config, snapshot_dir).await?;
+        let service = Self::build(store, config, snapshot_dir, true).await?;
         for tenant in service.store.list_tenants().await? {
             service.load_tenant(&tenant).await?;
         }
@@ -83,11 +86,21 @@ impl Service {
     }
 
     /// Opens the service without loading any tenant: for one-off work on a single tenant (the
-    /// CLI's import and train), which loads it with [`Service::load_tenant_by_name`].
+    /// CLI's import and train), which loads it with [`Service::load_tenant_by_name`]. Tenants
+    /// are loaded without their saved models, which such work does not use.
     pub async fn open_lazy(
         store: Store,
         config: ServiceConfig,
         snapshot_dir: Option<PathBuf>,
+    ) -> Result<Arc<Self>, ServiceError> {
+        Self::build(store, config, snapshot_dir, false).await
+    }
+
+    async fn build(
+        store: Store,
+        config: ServiceConfig,
+        snapshot_dir: Option<PathBuf>,
+        serving: bool,
     ) -> Result<Arc<Self>, ServiceError> {
         let service = Arc::new(Service {
             store,
@@ -97,6 +110,7 @@ impl Service {
             public_tenant: RwLock::default(),
             training_slots: Arc::new(Semaphore::new(1)),
             snapshot_dir,
+            serving,
         });
         service.keys.refresh(&service.store).await?;
         Ok(service)
@@ -155,28 +169,35 @@ impl Service {
             tenant.name.clone(),
             tenant.generation,
         ));
-        let snapshot = self.read_snapshot(tenant.id).await;
+        let snapshot = self.read_snapshot(tenant.id, self.serving).await;
         let order = snapshot.as_ref().map(|(meta, _)| meta.item_ids.as_slice());
         writes::load_state(&self.store, &self.config, &state, order).await?;
         if let Some((meta, model)) = snapshot {
-            let positives: u64 = state
-                .catalog
-                .read()
-                .positive_counts
-                .iter()
-                .map(|&c| c as u64)
-                .sum();
-            state.events_since_training.store(
-                positives.saturating_sub(meta.info.interactions as u64),
-                Ordering::Release,
-            );
-            tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
-            *state.preferred_config.lock() = Some(model.config().clone());
-            state.tuned.store(true, Ordering::Release);
-            state.model.store(Some(Arc::new(state::ServingModel {
-                model,
-                info: meta.info,
-            })));
+            // Retrains keep the saved model's configuration, whether or not the model is loaded.
+            if let Ok(config) =
+                serde_json::from_value::<recsys::AlgorithmConfig>(meta.info.algorithm.clone())
+            {
+                *state.preferred_config.lock() = Some(config);
+                state.tuned.store(true, Ordering::Release);
+            }
+            if let Some(model) = model {
+                let positives: u64 = state
+                    .catalog
+                    .read()
+                    .positive_counts
+                    .iter()
+                    .map(|&c| c as u64)
+                    .sum();
+                state.events_since_training.store(
+                    positives.saturating_sub(meta.info.interactions as u64),
+                    Ordering::Release,
+                );
+                tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
+                state.model.store(Some(Arc::new(state::ServingModel {
+                    model,
+                    info: meta.info,
+                })));
+            }
         }
         experiments::load_running(&self.store, &state).await?;
         let mut tenants = self.tenants.write();
@@ -195,14 +216,22 @@ impl Service {
     }
 
     /// The newest readable snapshot of a tenant's model, if snapshots are kept.
+    /// With `with_model` false only the metadata is read (the item order), not the model.
     async fn read_snapshot(
         &self,
         tenant_id: i64,
-    ) -> Option<(snapshots::SnapshotMeta, recsys::Model)> {
+        with_model: bool,
+    ) -> Option<(snapshots::SnapshotMeta, Option<recsys::Model>)> {
         let dir = self.snapshot_dir.clone()?;
         let version = snapshots::latest_version(&dir, tenant_id)?;
-        let loaded =
-            tokio::task::spawn_blocking(move || snapshots::load(&dir, tenant_id, version)).await;
+        let loaded = tokio::task::spawn_blocking(move || {
+            if with_model {
+                snapshots::load(&dir, tenant_id, version).map(|(meta, model)| (meta, Some(model)))
+            } else {
+                snapshots::read_meta(&dir, tenant_id, version).map(|meta| (meta, None))
+            }
+        })
+        .await;
         match loaded {
             Ok(Ok(s)) => Some(s),
             Ok(Err(e)) => {
@@ -228,7 +257,7 @@ impl Service {
         if latest <= current || tenant.training.load(Ordering::Acquire) {
             return Ok(());
         }
-        let Some((meta, model)) = self.read_snapshot(tenant.id).await else {
+        let Some((meta, Some(model))) = self.read_snapshot(tenant.id, true).await else {
             return Ok(());
         };
         let aligned = snapshots::lines_up(&meta.item_ids, &tenant.catalog.read());

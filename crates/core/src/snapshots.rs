@@ -126,6 +126,11 @@ pub fn lines_up(item_ids: &[String], catalog: &crate::state::Catalog) -> bool {
             .all(|(id, item)| **id == *item.id)
 }
 
+/// Reads only the metadata of a snapshot (the model's item order), not the model.
+pub fn read_meta(dir: &Path, tenant_id: i64, version: i64) -> std::io::Result<SnapshotMeta> {
+    open(dir, tenant_id, version).map(|(_, meta)| meta)
+}
+
 /// Reads a whole snapshot; the model must have one index per listed item id.
 pub fn load(dir: &Path, tenant_id: i64, version: i64) -> std::io::Result<(SnapshotMeta, Model)> {
     let (mut r, meta) = open(dir, tenant_id, version)?;
