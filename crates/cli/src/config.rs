@@ -47,6 +47,14 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     #[serde(default)]
     pub service: Option<ServiceConfig>,
+    /// Where model weights are (`marquee models pull` puts them there).
+    pub models_dir: Option<PathBuf>,
+    /// Admission limits of the loaded models.
+    #[serde(default)]
+    pub models: Option<marquee_models::runtime::RuntimeConfig>,
+    /// Models served by upstream OpenAI-compatible engines (`[[upstream]]` tables).
+    #[serde(default)]
+    pub upstream: Vec<marquee_server::upstream::UpstreamModel>,
 }
 
 impl FileConfig {

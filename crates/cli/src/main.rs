@@ -5,6 +5,7 @@ mod config;
 mod demo;
 mod eval;
 mod import;
+mod models_cmd;
 mod serve;
 mod train;
 
@@ -16,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "marquee",
     version,
-    about = "Marquee: self-hosted recommendations (and, later, models) as a service for entertainment apps",
+    about = "Marquee: self-hosted recommendations and models as a service for entertainment apps",
     long_about = "Marquee stores a tenant's catalogue, users and feedback, trains recommendation models \
                   from them and serves recommendations over an HTTP API under API keys.\n\n\
                   Start with `marquee serve --demo` for a server preloaded with the MovieLens demo catalogue.",
@@ -44,10 +45,16 @@ enum Command {
     /// Create, list and revoke API keys (works on the data directory, with or without a running server).
     #[command(subcommand)]
     Keys(admin::KeysCommand),
+    /// Fetch model weights (embeddings, chat) into the models directory, and list them.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // TLS (model downloads, upstream engines) uses rustls with the ring provider, and trusts
+    // the operating system's certificate store (corporate proxies add their CA there).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,6 +73,7 @@ fn main() -> ExitCode {
             Command::Eval(args) => return eval::run(args),
             Command::Tenants(cmd) => admin::tenants(cmd).await,
             Command::Keys(cmd) => admin::keys(cmd).await,
+            Command::Models(cmd) => models_cmd::run(cmd).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// demo tenant's read-only recommend routes without a key.
     #[arg(long)]
     demo: bool,
+    #[command(flatten)]
+    models: crate::models_cmd::ModelsDirArgs,
+    /// Start without loading any model (recommendations only).
+    #[arg(long)]
+    no_models: bool,
     /// Log format.
     #[arg(long, env = "MARQUEE_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -106,7 +111,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         service.set_public_tenant(Some(public.clone()));
     }
 
+    if !args.no_models {
+        let dir = args
+            .models
+            .models_dir
+            .clone()
+            .or_else(|| file.models_dir.clone())
+            .unwrap_or_else(marquee_models::pull::default_models_dir);
+        let config = file.models.clone().unwrap_or_default();
+        let runtime = tokio::task::spawn_blocking(move || {
+            marquee_models::Runtime::load(
+                &dir,
+                marquee_models::manifest::Manifest::builtin(),
+                &config,
+            )
+        })
+        .await?;
+        let infos = runtime.models();
+        if infos.is_empty() {
+            tracing::info!(
+                "no models in the models directory: recommendations only (add models with `marquee models pull`)"
+            );
+        }
+        service.set_models(Arc::new(runtime));
+    }
+
     tokio::spawn(Arc::clone(&service).run_background());
+    tokio::spawn(Arc::clone(&service).run_item_embedder());
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -116,6 +147,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         body_limit: file
             .body_limit_bytes
             .unwrap_or(ServerConfig::default().body_limit),
+        upstreams: file.upstream.clone(),
     };
     println!("Marquee listening on http://{local}");
     if args.demo {

@@ -55,9 +55,13 @@ impl Server {
         cmd.arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .args(args);
+        // Models only where a test asks for them: loading them and embedding a catalogue in the
+        // background would slow the other tests down.
+        if !args.contains(&"--models-dir") {
+            cmd.arg("--no-models");
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -96,7 +100,7 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        let client = reqwest::blocking::Client::new();
+        let client = client();
         let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
             if let Ok(r) = client.get(format!("{}/readyz", self.base)).send()
@@ -110,7 +114,7 @@ impl Server {
     }
 
     fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
-        let mut req = reqwest::blocking::Client::new().get(format!("{}{}", self.base, path));
+        let mut req = client().get(format!("{}{}", self.base, path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
         }
@@ -492,6 +496,58 @@ fn an_import_into_a_running_server_is_picked_up() {
     assert_eq!(server.get("/v1/items/i1", Some(key)).0, 200);
 }
 
+/// The models directory `scripts/test` pulls into (`marquee models pull`).
+fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("MARQUEE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(marquee_models::pull::default_models_dir);
+    assert!(
+        dir.join("smollm2-135m-instruct").is_dir(),
+        "the models are not in {}: run `marquee models pull` (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn the_openai_python_package_works_against_marquee() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    run_ok(marquee().args(["tenants", "create", "studio", "--data-dir", data]));
+    let key = run_ok(marquee().args([
+        "keys",
+        "create",
+        "--tenant",
+        "studio",
+        "--kind",
+        "secret",
+        "--data-dir",
+        data,
+    ]));
+    let models = models_dir();
+    let server = Server::start(
+        &["--data-dir", data, "--models-dir", models.to_str().unwrap()],
+        &[],
+    );
+    server.wait_ready();
+    let (s, ready) = server.get("/readyz", None);
+    assert_eq!(s, 200, "{ready}");
+    assert_eq!(ready["models"].as_array().unwrap().len(), 2, "{ready}");
+    let python = std::env::var("MARQUEE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py"))
+        .env("MARQUEE_BASE", &server.base)
+        .env("MARQUEE_KEY", key.trim())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the openai client script failed (is `openai` installed? scripts/test installs it): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_demo_answers_the_specification_snippet() {
     let dir = tempfile::tempdir().unwrap();
@@ -567,7 +623,7 @@ main()
     assert_eq!(server.get("/v1/popular", None).0, 200);
     assert_eq!(server.get("/v1/items", None).0, 401);
     assert_eq!(server.get("/v1/users/1", None).0, 401);
-    let resp = reqwest::blocking::Client::new()
+    let resp = client()
         .post(format!("{}/v1/feedback", server.base))
         .json(&json!([{"user_id": "1", "item_id": "1", "type": "view"}]))
         .send()
@@ -720,4 +776,10 @@ fn eval_follows_its_contract() {
         "names the line: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// An HTTP client (the TLS provider must be chosen before any client is built).
+fn client() -> reqwest::blocking::Client {
+    marquee_server::install_tls_provider();
+    reqwest::blocking::Client::new()
 }

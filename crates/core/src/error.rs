@@ -26,6 +26,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A model refused or failed the request (the HTTP layer maps each case).
+    #[error(transparent)]
+    Model(#[from] marquee_models::ModelError),
 }
 
 impl ServiceError {
@@ -54,6 +57,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::Unavailable(_) => "unavailable",
             ServiceError::Store(_) | ServiceError::Internal(_) => "internal_error",
+            ServiceError::Model(e) => e.code(),
         }
     }
 }

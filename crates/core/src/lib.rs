@@ -11,8 +11,10 @@ pub mod config;
 pub mod error;
 pub mod experiments;
 pub mod filter;
+pub mod generate;
 pub mod import;
 mod recommend;
+pub mod semantic;
 pub mod snapshots;
 pub mod state;
 mod training;
@@ -33,6 +35,7 @@ use tokio::sync::Semaphore;
 pub use auth::{Access, Caller};
 pub use config::ServiceConfig;
 pub use error::ServiceError;
+pub use marquee_models::{self, ModelError};
 pub use marquee_store;
 pub use recsys::AlgorithmConfig;
 pub use state::TenantState;
@@ -63,6 +66,10 @@ pub struct Service {
     /// Whether tenants are loaded to serve (their saved models too) or, in the CLI's one-off
     /// import and train, only their data.
     serving: bool,
+    /// The loaded models (embeddings, chat); empty unless the server loads some.
+    models: arc_swap::ArcSwap<marquee_models::Runtime>,
+    /// Wakes the item embedder after catalogue writes.
+    embed_wakeup: tokio::sync::Notify,
 }
 
 impl Service {
@@ -111,6 +118,8 @@ impl Service {
             training_slots: Arc::new(Semaphore::new(1)),
             snapshot_dir,
             serving,
+            models: arc_swap::ArcSwap::from_pointee(marquee_models::Runtime::empty()),
+            embed_wakeup: tokio::sync::Notify::new(),
         });
         service.keys.refresh(&service.store).await?;
         Ok(service)
@@ -463,6 +472,17 @@ impl Service {
 
     /// Picks up changes made by other processes (keys, tenants, imports), records key use,
     /// and retrains tenants that have enough new feedback. Runs until the process ends.
+    /// The loaded models.
+    pub fn models(&self) -> Arc<marquee_models::Runtime> {
+        self.models.load_full()
+    }
+
+    /// Puts a set of loaded models in service (at start-up).
+    pub fn set_models(&self, runtime: Arc<marquee_models::Runtime>) {
+        self.models.store(runtime);
+        self.embed_wakeup.notify_one();
+    }
+
     pub async fn run_background(self: Arc<Self>) {
         let interval = Duration::from_secs_f64(self.config.poll_interval_secs.max(0.1));
         loop {

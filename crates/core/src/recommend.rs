@@ -17,6 +17,7 @@ use crate::Service;
 use crate::error::ServiceError;
 use crate::experiments::new_recommendation_id;
 use crate::filter::Expr;
+use crate::semantic::{ItemVectors, embedding_similarity};
 use crate::state::{Catalog, ServingModel, TenantState};
 use crate::types::*;
 
@@ -29,6 +30,8 @@ const CANDIDATE_POOL: usize = 300;
 const REASON_ITEMS: usize = 3;
 /// Content similarity an unseen-by-the-model item needs to be proposed.
 const MIN_CONTENT_SIMILARITY: f32 = 0.2;
+/// The same for the cosine of text embeddings (unrelated texts score about 0 to 0.2).
+const MIN_EMBEDDING_SIMILARITY: f32 = 0.3;
 /// Trending compares the last week with the four weeks before it.
 const TRENDING_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 
@@ -377,7 +380,17 @@ impl Service {
                 .or_else(|| tenant.model.load_full()),
             _ => tenant.model.load_full(),
         };
-        let mut list = self.rank(model.as_deref(), &catalog, &history, seen, context, options)?;
+        let vectors = tenant.vectors.read();
+        let mut list = self.rank(
+            model.as_deref(),
+            &catalog,
+            &vectors,
+            &history,
+            seen,
+            context,
+            options,
+        )?;
+        drop(vectors);
         let (recommendation_id, variant_name) = match (&experiment, variant) {
             (Some(e), Some(v)) => {
                 e.count_impression(v);
@@ -425,14 +438,25 @@ impl Service {
             Vec::new()
         };
         let model = tenant.model.load_full();
-        let list = self.rank(model.as_deref(), &catalog, &history, seen, None, options)?;
+        let vectors = tenant.vectors.read();
+        let list = self.rank(
+            model.as_deref(),
+            &catalog,
+            &vectors,
+            &history,
+            seen,
+            None,
+            options,
+        )?;
         Ok(with_list_id(list))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn rank(
         &self,
         model: Option<&ServingModel>,
         catalog: &Catalog,
+        vectors: &ItemVectors,
         history: &[(u32, f32)],
         mut excluded: Vec<u32>,
         context: Option<u32>,
@@ -558,13 +582,27 @@ impl Service {
         // Items the model has not seen compete through their content, in a bounded share of
         // the list, scored on the scale of the model's candidates.
         if !history.is_empty() {
+            // By meaning (text embeddings) where the items have vectors, else by shared
+            // categories and tags.
             let profile = content_profile(catalog, history);
             let norm = profile.values().map(|v| v * v).sum::<f32>().sqrt();
+            let by_meaning = vectors.profile(history);
             let mut fresh: Vec<(u32, f32)> = unseen_by_model(catalog, model)
                 .into_iter()
                 .filter(|&i| filter.keep(i))
-                .map(|i| (i, content_similarity(&profile, norm, catalog, i)))
-                .filter(|&(_, s)| s >= MIN_CONTENT_SIMILARITY)
+                .filter_map(|i| {
+                    let semantic = by_meaning
+                        .as_ref()
+                        .zip(vectors.get(i))
+                        .map(|(p, v)| p.iter().zip(v).map(|(a, b)| a * b).sum::<f32>());
+                    match semantic {
+                        Some(s) => (s >= MIN_EMBEDDING_SIMILARITY).then_some((i, s)),
+                        None => {
+                            let s = content_similarity(&profile, norm, catalog, i);
+                            (s >= MIN_CONTENT_SIMILARITY).then_some((i, s))
+                        }
+                    }
+                })
                 .collect();
             fresh.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             let share = if picked.is_empty() {
@@ -671,19 +709,25 @@ impl Service {
             None => Vec::new(),
         };
         if out.len() < options.n {
-            // By content: the items sharing most categories and tags.
-            let profile = content_profile(&catalog, &[(item, 1.0)]);
-            let norm = profile.values().map(|v| v * v).sum::<f32>().sqrt();
+            // By content: the items closest in meaning (text embeddings), or, without
+            // vectors, the items sharing most categories and tags.
             let already: HashSet<u32> = out.iter().map(|p| p.item).collect();
-            let scores: Vec<f32> = (0..catalog.items.len() as u32)
-                .map(|i| {
-                    if already.contains(&i) {
-                        0.0
-                    } else {
-                        content_similarity(&profile, norm, &catalog, i)
+            let vectors = tenant.vectors.read();
+            let mut scores =
+                match embedding_similarity(&vectors, &[(item, 1.0)], catalog.items.len()) {
+                    Some(s) => s,
+                    None => {
+                        let profile = content_profile(&catalog, &[(item, 1.0)]);
+                        let norm = profile.values().map(|v| v * v).sum::<f32>().sqrt();
+                        (0..catalog.items.len() as u32)
+                            .map(|i| content_similarity(&profile, norm, &catalog, i))
+                            .collect()
                     }
-                })
-                .collect();
+                };
+            drop(vectors);
+            for &i in &already {
+                scores[i as usize] = 0.0;
+            }
             let content_reason = Reason {
                 kind: "similar_item",
                 items: vec![item_id.to_string()],
@@ -823,6 +867,54 @@ impl Service {
             .collect(),
         ))
     }
+}
+
+/// The best `5 n` items by `scores` that pass the options' filters and `accept`.
+pub(crate) fn filtered_top(
+    catalog: &Catalog,
+    options: &RecommendOptions,
+    scores: &[f32],
+    accept: impl Fn(f32) -> bool,
+) -> Result<Vec<(u32, f32)>, ServiceError> {
+    validate(options)?;
+    let filter = Filter::new(catalog, options, Vec::new())?;
+    Ok(top_k(scores, options.n * 5, |i| {
+        filter.keep(i) && accept(scores[i as usize])
+    }))
+}
+
+/// Diversifies (when asked), cuts to `n` and labels a ranked list.
+pub(crate) fn finish_list(
+    catalog: &Catalog,
+    ranked: impl Iterator<Item = (u32, f32, Reason)>,
+    options: &RecommendOptions,
+) -> Vec<Recommendation> {
+    let picked: Vec<Picked> = ranked
+        .map(|(item, score, reason)| Picked {
+            item,
+            score,
+            reason,
+        })
+        .collect();
+    let picked = if options.diversity.is_some_and(|d| d > 0.0) || options.max_per_category.is_some()
+    {
+        diversify(
+            catalog,
+            picked,
+            options.n,
+            options.diversity.unwrap_or(0.0),
+            options.max_per_category,
+        )
+    } else {
+        picked
+    };
+    with_list_id(
+        picked
+            .into_iter()
+            .take(options.n)
+            .map(|p| to_recommendation(catalog, p.item, p.score, p.reason))
+            .collect(),
+    )
 }
 
 fn to_recommendation(catalog: &Catalog, i: u32, score: f32, reason: Reason) -> Recommendation {

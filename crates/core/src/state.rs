@@ -105,6 +105,8 @@ pub struct Catalog {
     pub positive_counts: Vec<u32>,
     /// Every metadata key used in the catalogue (filters refuse other names).
     pub metadata_keys: HashSet<String>,
+    /// Changes with every item write (the item embedder skips unchanged catalogues).
+    pub version: u64,
 }
 
 impl Catalog {
@@ -118,6 +120,7 @@ impl Catalog {
 
     /// Inserts or replaces, reusing the slot of an earlier item with the same id.
     pub fn upsert(&mut self, entry: ItemEntry) -> u32 {
+        self.version += 1;
         for key in entry.metadata.keys() {
             if !self.metadata_keys.contains(key) {
                 self.metadata_keys.insert(key.clone());
@@ -283,6 +286,10 @@ pub struct TenantState {
     pub training_state: Mutex<TrainingState>,
     /// The store's generation this state was loaded at (see `Store::bump_generation`).
     pub generation: AtomicU64,
+    /// Text embeddings of the items (semantic search, content similarity).
+    pub vectors: RwLock<crate::semantic::ItemVectors>,
+    /// Items with a vector, for status reports.
+    pub embedded_items: AtomicU64,
 }
 
 impl TenantState {
@@ -302,6 +309,8 @@ impl TenantState {
             training: AtomicBool::new(false),
             training_state: Mutex::default(),
             generation: AtomicU64::new(generation as u64),
+            vectors: RwLock::default(),
+            embedded_items: AtomicU64::new(0),
         }
     }
 }

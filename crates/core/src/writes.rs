@@ -366,6 +366,7 @@ impl Service {
             .upsert_items(tenant.id, &[item_to_row(&item)])
             .await?;
         tenant.catalog.write().upsert(ItemEntry::from_item(&item));
+        self.catalog_changed();
         Ok(item)
     }
 
@@ -381,6 +382,8 @@ impl Service {
         for item in sorted {
             catalog.upsert(ItemEntry::from_item(item));
         }
+        drop(catalog);
+        self.catalog_changed();
         Ok(())
     }
 

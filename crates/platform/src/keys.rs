@@ -76,6 +76,10 @@ pub enum Capability {
     Experiments,
     /// Create and revoke the tenant's keys.
     ManageKeys,
+    /// Call embedding models (`/v1/embeddings`).
+    ModelsEmbeddings,
+    /// Call chat models (`/v1/chat/completions`, drafted copy).
+    ModelsChat,
 }
 
 impl Capability {
@@ -90,6 +94,8 @@ impl Capability {
             Capability::Train => "models:train",
             Capability::Experiments => "experiments",
             Capability::ManageKeys => "keys:manage",
+            Capability::ModelsEmbeddings => "models:embeddings",
+            Capability::ModelsChat => "models:chat",
         }
     }
 }

@@ -11,6 +11,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault, when one is (OpenAI's `param`).
+    pub param: Option<String>,
+    /// Seconds a client should wait before retrying (503 when a model is busy).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -19,7 +23,31 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            param: None,
+            retry_after: None,
         }
+    }
+
+    /// The JSON body: `{"error": {"code", "message", "type", "param"}}` — Marquee's shape, which
+    /// is also OpenAI's (`type` says whether the caller or the server is at fault).
+    pub fn body(&self) -> serde_json::Value {
+        let kind = if self.status.is_server_error() {
+            "server_error"
+        } else {
+            match self.status {
+                StatusCode::UNAUTHORIZED => "authentication_error",
+                StatusCode::FORBIDDEN => "permission_error",
+                StatusCode::NOT_FOUND => "not_found_error",
+                StatusCode::TOO_MANY_REQUESTS => "rate_limit_error",
+                _ => "invalid_request_error",
+            }
+        };
+        json!({"error": {
+            "code": self.code,
+            "message": self.message,
+            "type": kind,
+            "param": self.param,
+        }})
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -35,9 +63,38 @@ impl ApiError {
     }
 }
 
+impl From<marquee_core::ModelError> for ApiError {
+    fn from(e: marquee_core::ModelError) -> Self {
+        ServiceError::Model(e).into()
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
+        use marquee_core::ModelError;
+        let retry_after = match &e {
+            ServiceError::Model(ModelError::Overloaded { retry_after_secs }) => {
+                Some(*retry_after_secs)
+            }
+            _ => None,
+        };
+        let param = match &e {
+            ServiceError::Invalid { field, .. } => Some(field.clone()),
+            ServiceError::Model(ModelError::InputTooLong { .. }) => Some("input".to_string()),
+            ServiceError::Model(ModelError::ContextTooLong { .. }) => Some("messages".to_string()),
+            _ => None,
+        };
         let status = match &e {
+            ServiceError::Model(m) => match m {
+                ModelError::NotFound(_) => StatusCode::NOT_FOUND,
+                ModelError::WrongKind { .. }
+                | ModelError::InputTooLong { .. }
+                | ModelError::ContextTooLong { .. } => StatusCode::BAD_REQUEST,
+                ModelError::Unavailable { .. } | ModelError::Overloaded { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                ModelError::Load(_) | ModelError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ServiceError::NotFound { .. } => StatusCode::NOT_FOUND,
             ServiceError::Invalid { .. } | ServiceError::InvalidBatchElement { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -59,14 +116,20 @@ impl From<ServiceError> for ApiError {
             status,
             code: e.code(),
             message,
+            param,
+            retry_after,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

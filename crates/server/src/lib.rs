@@ -8,6 +8,7 @@
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod upstream;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,12 +26,15 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 pub struct ServerConfig {
     /// Largest request body accepted, in bytes (413 beyond).
     pub body_limit: usize,
+    /// Models served by upstream engines, proxied under Marquee's keys.
+    pub upstreams: Vec<upstream::UpstreamModel>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             body_limit: 10 * 1024 * 1024,
+            upstreams: Vec::new(),
         }
     }
 }
@@ -38,11 +42,24 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub service: Arc<Service>,
     pub config: ServerConfig,
+    pub upstreams: upstream::Upstreams,
+}
+
+/// Makes rustls use the ring provider for every TLS client of the process (upstream engines,
+/// model downloads); harmless when already done.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The full router, with logging, request ids and panic containment.
 pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
-    let state = Arc::new(AppState { service, config });
+    install_tls_provider();
+    let upstreams = upstream::Upstreams::new(config.upstreams.clone());
+    let state = Arc::new(AppState {
+        service,
+        config,
+        upstreams,
+    });
     let request_id = HeaderName::from_static("x-request-id");
     routes::routes()
         .with_state(state)

@@ -1046,7 +1046,11 @@ async fn bad_input_gets_clear_json_errors() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413() {
-    let server = TestServer::start_with(marquee_server::ServerConfig { body_limit: 4096 }).await;
+    let server = TestServer::start_with(marquee_server::ServerConfig {
+        body_limit: 4096,
+        ..Default::default()
+    })
+    .await;
     let key = server.tenant_with_key("films", "secret").await;
     let (s, b) = server
         .put(

@@ -582,6 +582,67 @@ impl Store {
     }
 
     // ----------------------------------------------------------------------------------------
+    // Item embeddings (semantic search): one vector per item and embedding model, with a hash of
+    // the text it was computed from so that unchanged items are not embedded again.
+
+    /// Stores embeddings: `(item_id, text_hash, vector as little-endian f32 bytes)`.
+    pub async fn put_item_embeddings(
+        &self,
+        tenant_id: i64,
+        model: &str,
+        rows: &[(String, String, Vec<u8>)],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
+            let mut sql = String::from(
+                "INSERT INTO item_embeddings (tenant_id, model, item_id, text_hash, vector) VALUES ",
+            );
+            push_placeholders(&mut sql, chunk.len(), 5);
+            sql.push_str(
+                " ON CONFLICT (tenant_id, model, item_id) DO UPDATE SET \
+                 text_hash = excluded.text_hash, vector = excluded.vector",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (item, hash, vector) in chunk {
+                q = q
+                    .bind(tenant_id)
+                    .bind(model)
+                    .bind(item)
+                    .bind(hash)
+                    .bind(vector.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored embedding of a tenant for `model`: `(item_id, text_hash, vector bytes)`.
+    pub async fn item_embeddings(
+        &self,
+        tenant_id: i64,
+        model: &str,
+    ) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let rows = sqlx::query(
+            "SELECT item_id, text_hash, vector FROM item_embeddings \
+             WHERE tenant_id = $1 AND model = $2",
+        )
+        .bind(tenant_id)
+        .bind(model)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("item_id")?,
+                    r.try_get("text_hash")?,
+                    r.try_get("vector")?,
+                ))
+            })
+            .collect()
+    }
+
+    // ----------------------------------------------------------------------------------------
     // Model versions
 
     /// Records a trained model and returns its version number (1, 2, … per tenant).

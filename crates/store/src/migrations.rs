@@ -184,6 +184,28 @@ CREATE TABLE model_versions (
         sqlite: EXPERIMENTS,
         postgres: EXPERIMENTS,
     },
+    Migration {
+        version: 3,
+        name: "item embeddings",
+        sqlite: "
+CREATE TABLE item_embeddings (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    model TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (tenant_id, model, item_id)
+);",
+        postgres: "
+CREATE TABLE item_embeddings (
+    tenant_id BIGINT NOT NULL REFERENCES tenants(id),
+    model TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BYTEA NOT NULL,
+    PRIMARY KEY (tenant_id, model, item_id)
+);",
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

@@ -229,6 +229,49 @@ async fn exercise(store: &Store) {
     store.insert_feedback(b.id, &many).await.unwrap();
     assert_eq!(store.count_feedback(b.id).await.unwrap(), 2_500);
     assert_eq!(store.all_feedback(b.id).await.unwrap().len(), 2_500);
+
+    // Item embeddings: binary vectors round-trip, are replaced in place, and stay per tenant
+    // and per model.
+    let v1: Vec<u8> = (0..=255u8).collect();
+    let v2: Vec<u8> = vec![0, 1, 2, 3];
+    store
+        .put_item_embeddings(a.id, "mini", &[("m01".into(), "h1".into(), v1.clone())])
+        .await
+        .unwrap();
+    store
+        .put_item_embeddings(
+            a.id,
+            "mini",
+            &[
+                ("m01".into(), "h2".into(), v2.clone()),
+                ("m02".into(), "h3".into(), v1.clone()),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut rows = store.item_embeddings(a.id, "mini").await.unwrap();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("m01".to_string(), "h2".to_string(), v2),
+            ("m02".to_string(), "h3".to_string(), v1)
+        ]
+    );
+    assert!(
+        store
+            .item_embeddings(b.id, "mini")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .item_embeddings(a.id, "other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@ mod admin;
 mod catalog;
 mod experiments;
 mod health;
+mod models;
 mod recommend;
+mod search;
 
 use std::sync::Arc;
 
@@ -72,6 +74,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             axum::routing::post(recommend::session),
         )
         .route("/v1/popular", get(recommend::popular))
+        .route("/v1/search", get(search::search))
+        .route("/v1/items/{item_id}/generate", post(search::generate))
         .route("/v1/trending", get(recommend::trending))
         // Experiments.
         .route(
@@ -81,7 +85,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/experiments/{id}", get(experiments::get))
         .route("/v1/experiments/{id}/stop", post(experiments::stop))
         .route("/v1/experiments/{id}/results", get(experiments::results))
-        // Models.
+        // Models: OpenAI-compatible routes, and recommender training.
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{model}", get(models::get))
+        .route("/v1/embeddings", post(models::embeddings))
+        .route("/v1/chat/completions", post(models::chat_completions))
         .route("/v1/models/train", post(recommend::train))
         .route("/v1/training", get(recommend::training_status))
         .fallback(|| async { ApiError::not_found_route() })

@@ -20,28 +20,28 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, parse_json};
 #[serde(deny_unknown_fields)]
 pub struct RecommendParams {
     #[serde(default = "default_n")]
-    n: usize,
+    pub(crate) n: usize,
     /// Comma-separated; items in any of them (or all, with `category_match=all`).
     #[serde(default)]
-    category: Option<String>,
+    pub(crate) category: Option<String>,
     #[serde(default)]
-    category_match: CategoryMatch,
+    pub(crate) category_match: CategoryMatch,
     /// Comma-separated item ids never to return.
     #[serde(default)]
-    exclude: Option<String>,
+    pub(crate) exclude: Option<String>,
     #[serde(default = "yes")]
-    exclude_seen: bool,
+    pub(crate) exclude_seen: bool,
     /// Expression over item fields and metadata, e.g. `year >= 1990 AND NOT "Horror" IN categories`.
     #[serde(default)]
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
     /// 0..1: trade relevance for variety.
     #[serde(default)]
-    diversity: Option<f32>,
+    pub(crate) diversity: Option<f32>,
     #[serde(default)]
-    max_per_category: Option<usize>,
+    pub(crate) max_per_category: Option<usize>,
     /// 0..0.5: share of the list for exploration.
     #[serde(default)]
-    exploration: Option<f32>,
+    pub(crate) exploration: Option<f32>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy, PartialEq)]
@@ -73,7 +73,7 @@ fn split_list(s: &Option<String>) -> Vec<String> {
 }
 
 impl RecommendParams {
-    fn options(&self) -> RecommendOptions {
+    pub(crate) fn options(&self) -> RecommendOptions {
         RecommendOptions {
             n: self.n,
             categories: split_list(&self.category),

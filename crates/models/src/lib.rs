@@ -1,0 +1,19 @@
+//! Marquee's model runtime: real models on CPU, in process, from the one binary.
+//!
+//! Why this crate exists apart from the server: the inference code (candle) and the model store
+//! (`models pull`) know nothing of HTTP, so the CLI, the benchmarks and the server all drive the
+//! same code, and the server crate stays thin.
+//!
+//! - [`manifest`]: which models Marquee knows, where their weights come from, their checksums.
+//! - [`pull`]: fetches and verifies them into the models directory.
+//! - [`embed`]: sentence embeddings (BERT, mean pooling, L2-normalised).
+//! - [`chat`]: text generation with quantized LLaMA-family GGUF models.
+//! - [`runtime`]: the loaded models, each behind a bounded queue with a concurrency limit.
+
+pub mod chat;
+pub mod embed;
+pub mod manifest;
+pub mod pull;
+pub mod runtime;
+
+pub use runtime::{ModelError, Runtime};

@@ -1,0 +1,154 @@
+//! The runtime on the real weights (pulled by `marquee models pull`; `scripts/test` does it).
+
+use std::path::PathBuf;
+
+use marquee_models::chat::{ChatModel, ChatTemplate, FinishReason, GenerationParams, Message};
+use marquee_models::embed::{Embedder, Overflow};
+use marquee_models::runtime::ModelError;
+
+fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("MARQUEE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(marquee_models::pull::default_models_dir);
+    assert!(
+        dir.join("all-minilm-l6-v2/model.safetensors").is_file()
+            && dir.join("smollm2-135m-instruct/model.gguf").is_file(),
+        "the test models are not in {}: run `marquee models pull` (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn embeddings_are_unit_vectors_that_rank_meaning() {
+    let e = Embedder::load(&models_dir().join("all-minilm-l6-v2"), 256).unwrap();
+    assert_eq!(e.dimensions(), 384);
+    let texts = [
+        "A cat sits on the mat.",
+        "A kitten is resting on a rug.",
+        "Stock markets fell sharply on Monday.",
+    ];
+    let out = e.embed(&texts, Overflow::Reject).unwrap();
+    assert_eq!(out.vectors.len(), 3);
+    for v in &out.vectors {
+        assert_eq!(v.len(), 384);
+        assert!((dot(v, v) - 1.0).abs() < 1e-4);
+    }
+    let close = dot(&out.vectors[0], &out.vectors[1]);
+    let far = dot(&out.vectors[0], &out.vectors[2]);
+    assert!(close > 0.5 && far < 0.2, "close {close}, far {far}");
+    // [CLS] a cat sits on the mat . [SEP]
+    assert_eq!(out.tokens[0], 9);
+
+    // Batching (sorted, padded) gives the same vectors as one at a time.
+    for (i, t) in texts.iter().enumerate() {
+        let single = e.embed(&[t], Overflow::Reject).unwrap();
+        assert!(dot(&single.vectors[0], &out.vectors[i]) > 0.99999);
+    }
+}
+
+#[test]
+fn overlong_input_is_refused_or_truncated() {
+    let e = Embedder::load(&models_dir().join("all-minilm-l6-v2"), 256).unwrap();
+    let long = "word ".repeat(400);
+    match e.embed(&["short", &long], Overflow::Reject) {
+        Err(ModelError::InputTooLong {
+            index: 1,
+            limit: 256,
+            tokens,
+        }) => assert!(tokens > 256),
+        other => panic!("expected InputTooLong, got {other:?}"),
+    }
+    let out = e.embed(&[&long], Overflow::Truncate).unwrap();
+    assert_eq!(out.tokens[0], 256);
+}
+
+fn smol() -> ChatModel {
+    ChatModel::load(
+        &models_dir().join("smollm2-135m-instruct/model.gguf"),
+        ChatTemplate::ChatMl,
+        2048,
+        &["<|im_end|>".to_string()],
+        Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn greedy_generation_is_deterministic_and_streams_what_it_returns() {
+    let m = smol();
+    let messages = vec![Message {
+        role: "user".into(),
+        content: "What is the capital of France?".into(),
+    }];
+    let prompt = m.tokenize(&m.render(&messages)).unwrap();
+    let params = GenerationParams {
+        max_tokens: Some(24),
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let mut streamed = String::new();
+    let a = m
+        .generate(&prompt, &params, |t| {
+            streamed.push_str(t);
+            true
+        })
+        .unwrap();
+    let b = m.generate(&prompt, &params, |_| true).unwrap();
+    assert_eq!(a.text, b.text);
+    assert_eq!(a.text, streamed);
+    assert!(a.text.contains("Paris"), "{:?}", a.text);
+    assert!(a.completion_tokens >= 1 && a.completion_tokens <= 24);
+    assert_eq!(a.prompt_tokens, prompt.len());
+    eprintln!(
+        "{:?} {:?} {:.1} tok/s",
+        a.text,
+        a.finish_reason,
+        a.completion_tokens as f64 / a.seconds
+    );
+}
+
+#[test]
+fn stop_strings_length_and_cancellation() {
+    let m = smol();
+    let messages = vec![Message {
+        role: "user".into(),
+        content: "Count from 1 to 20, separated by commas.".into(),
+    }];
+    let prompt = m.tokenize(&m.render(&messages)).unwrap();
+    let greedy = |max, stop: Vec<String>| GenerationParams {
+        max_tokens: Some(max),
+        temperature: 0.0,
+        stop,
+        ..Default::default()
+    };
+    let full = m.generate(&prompt, &greedy(60, vec![]), |_| true).unwrap();
+    assert!(full.text.contains('5'), "{:?}", full.text);
+    let stopped = m
+        .generate(&prompt, &greedy(60, vec!["5".into()]), |_| true)
+        .unwrap();
+    assert_eq!(stopped.finish_reason, FinishReason::Stop);
+    assert!(!stopped.text.contains('5'));
+    assert!(full.text.starts_with(&stopped.text));
+    let short = m.generate(&prompt, &greedy(3, vec![]), |_| true).unwrap();
+    assert_eq!(short.finish_reason, FinishReason::Length);
+    assert_eq!(short.completion_tokens, 3);
+    let mut pieces = 0;
+    let cancelled = m
+        .generate(&prompt, &greedy(60, vec![]), |_| {
+            pieces += 1;
+            pieces < 2
+        })
+        .unwrap();
+    assert_eq!(cancelled.finish_reason, FinishReason::Cancelled);
+    assert!(cancelled.completion_tokens < 10);
+    // Prompt plus max_tokens beyond the context is refused before any work.
+    assert!(matches!(
+        m.generate(&prompt, &greedy(5000, vec![]), |_| true),
+        Err(ModelError::ContextTooLong { .. })
+    ));
+}

@@ -1,0 +1,621 @@
+//! OpenAI-compatible model routes: `/v1/models`, `/v1/embeddings`, `/v1/chat/completions`.
+//!
+//! Request and response shapes follow OpenAI's API so that its official clients work
+//! unchanged; so do errors (`error.message`, `error.type`, `error.code`, `error.param`), and an
+//! unknown request field is refused the way OpenAI refuses it. Models loaded in this process
+//! answer here; a model name registered as an upstream is proxied (see [`crate::upstream`]).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use futures_util::StreamExt;
+use marquee_models::ModelError;
+use marquee_models::chat::{FinishReason, GenerationParams, Message};
+use marquee_models::embed::Overflow;
+use marquee_models::runtime::ChatEvent;
+use marquee_platform::Capability;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, Auth};
+
+/// Most inputs in one embeddings request (OpenAI's limit).
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+/// Most stop sequences (OpenAI's limit).
+const MAX_STOP: usize = 4;
+/// Most messages in one conversation.
+const MAX_MESSAGES: usize = 1000;
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn require(caller: &marquee_core::Caller, capability: Capability) -> ApiResult<()> {
+    if caller.allows(capability) {
+        Ok(())
+    } else {
+        Err(marquee_core::ServiceError::Forbidden(capability.as_str()).into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+fn model_object(info: &marquee_models::runtime::ModelInfo) -> Value {
+    json!({
+        "id": info.name,
+        "object": "model",
+        "created": info.created,
+        "owned_by": "marquee",
+        "kind": info.kind,
+        "status": info.status,
+        "error": info.error,
+        "dimensions": info.dimensions,
+        "max_input_tokens": info.max_tokens,
+        "context_length": info.context_tokens,
+    })
+}
+
+/// `GET /v1/models`: the models this server answers for (loaded here, or upstream).
+pub async fn list(State(state): State<Arc<AppState>>, Auth(_caller): Auth) -> Json<Value> {
+    let mut data: Vec<Value> = state
+        .service
+        .models()
+        .models()
+        .iter()
+        .map(model_object)
+        .collect();
+    for u in state.upstreams.models() {
+        data.push(json!({
+            "id": u.name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "upstream",
+            "kind": u.kind,
+            "status": "upstream",
+        }));
+    }
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /v1/models/{model}`.
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Auth(_caller): Auth,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    if let Some(info) = state
+        .service
+        .models()
+        .models()
+        .iter()
+        .find(|m| m.name == name)
+    {
+        return Ok(Json(model_object(info)));
+    }
+    if let Some(u) = state.upstreams.get(&name) {
+        return Ok(Json(json!({
+            "id": u.name, "object": "model", "created": 0, "owned_by": "upstream",
+            "kind": u.kind, "status": "upstream",
+        })));
+    }
+    Err(ModelError::NotFound(name).into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EmbeddingInput {
+    One(String),
+    Many(Vec<String>),
+    #[allow(dead_code)]
+    Tokens(Vec<u32>),
+    #[allow(dead_code)]
+    TokenLists(Vec<Vec<u32>>),
+}
+
+#[derive(Deserialize, Clone, Copy, Default, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum EncodingFormat {
+    #[default]
+    Float,
+    Base64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsRequest {
+    input: Value,
+    /// Read from the raw body before parsing (to route upstream models).
+    #[serde(default)]
+    #[allow(dead_code)]
+    model: Option<String>,
+    #[serde(default)]
+    encoding_format: EncodingFormat,
+    #[serde(default)]
+    dimensions: Option<usize>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
+}
+
+/// `POST /v1/embeddings`.
+pub async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    require(&caller, Capability::ModelsEmbeddings)?;
+    let model_name = body
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(name) = &model_name
+        && !state.service.models().has(name)
+        && let Some(upstream) = state.upstreams.get(name)
+    {
+        return state.upstreams.forward(upstream, "embeddings", body).await;
+    }
+    let request: EmbeddingsRequest = openai_parse(body)?;
+    let input: EmbeddingInput = serde_json::from_value(request.input)
+        .map_err(|_| invalid_param("input", "`input` must be a string or an array of strings"))?;
+    let texts = match input {
+        EmbeddingInput::One(s) => vec![s],
+        EmbeddingInput::Many(v) => v,
+        EmbeddingInput::Tokens(_) | EmbeddingInput::TokenLists(_) => {
+            return Err(invalid_param(
+                "input",
+                "token-id input is not supported by this server; send text",
+            ));
+        }
+    };
+    if texts.is_empty() {
+        return Err(invalid_param("input", "`input` must not be empty"));
+    }
+    if texts.len() > MAX_EMBEDDING_INPUTS {
+        return Err(invalid_param(
+            "input",
+            format!(
+                "`input` has {} items; at most {MAX_EMBEDDING_INPUTS}",
+                texts.len()
+            ),
+        ));
+    }
+    if let Some(i) = texts.iter().position(|t| t.is_empty()) {
+        return Err(invalid_param(
+            "input",
+            format!("input[{i}] is an empty string"),
+        ));
+    }
+    let runtime = state.service.models();
+    let service = match &model_name {
+        Some(name) => runtime.embeddings(name)?,
+        None => runtime.first_embeddings().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "model_unavailable",
+                "no embedding model is loaded: run `marquee models pull` and restart",
+            )
+        })?,
+    };
+    if let Some(d) = request.dimensions
+        && d != service.dimensions()
+    {
+        return Err(invalid_param(
+            "dimensions",
+            format!(
+                "model `{}` produces {} dimensions and cannot shorten them",
+                service.name(),
+                service.dimensions()
+            ),
+        ));
+    }
+    let result = service.embed(texts, Overflow::Reject).await?;
+    let tokens: usize = result.tokens.iter().sum();
+    let data: Vec<Value> = result
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = match request.encoding_format {
+                EncodingFormat::Float => json!(v),
+                EncodingFormat::Base64 => {
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let mut response = Json(json!({
+        "object": "list",
+        "data": data,
+        "model": service.name(),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+    .into_response();
+    units_header(&mut response, tokens);
+    Ok(response)
+}
+
+fn units_header(response: &mut Response, units: usize) {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&units.to_string()) {
+        response.headers_mut().insert("x-marquee-units", v);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat completions
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContentPart {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatMessage {
+    role: String,
+    #[serde(default)]
+    content: Option<Content>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatRequest {
+    model: String,
+    messages: Vec<ChatMessage>,
+    #[serde(default)]
+    max_tokens: Option<usize>,
+    #[serde(default)]
+    max_completion_tokens: Option<usize>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    n: Option<usize>,
+    #[serde(default)]
+    stream: bool,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    stop: Option<Stop>,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default)]
+    frequency_penalty: Option<f32>,
+    #[serde(default)]
+    presence_penalty: Option<f32>,
+    #[serde(default)]
+    logprobs: Option<bool>,
+    #[serde(default)]
+    response_format: Option<Value>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    user: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    store: Option<bool>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    metadata: Option<Value>,
+}
+
+/// `POST /v1/chat/completions`, plain or streamed.
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    require(&caller, Capability::ModelsChat)?;
+    if let Some(name) = body.get("model").and_then(Value::as_str)
+        && !state.service.models().has(name)
+        && let Some(upstream) = state.upstreams.get(name)
+    {
+        return state
+            .upstreams
+            .forward(upstream, "chat/completions", body)
+            .await;
+    }
+    let request: ChatRequest = openai_parse(body)?;
+    let (messages, params) = validate_chat(&request)?;
+    let service = state.service.models().chat(&request.model)?;
+    let prompt = service.prepare(&messages, params.max_tokens)?;
+    let id = format!("chatcmpl-{}", random_hex());
+    let created = unix_now();
+    let model = service.name().to_string();
+    if !request.stream {
+        let g = service.complete(prompt, params).await?;
+        let mut response = Json(json!({
+            "id": id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "system_fingerprint": format!("marquee-{}", env!("CARGO_PKG_VERSION")),
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": g.text, "refusal": null},
+                "logprobs": null,
+                "finish_reason": g.finish_reason.as_str(),
+            }],
+            "usage": usage(g.prompt_tokens, g.completion_tokens),
+        }))
+        .into_response();
+        units_header(&mut response, g.prompt_tokens + g.completion_tokens);
+        return Ok(response);
+    }
+    let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
+    let rx = service.start(prompt, params).await?;
+    let chunks = Chunks { id, created, model };
+    let first = data(&chunks.make(json!({"role": "assistant", "content": ""}), None));
+    // The generation stops when this stream is dropped (the client went away): the receiver
+    // goes with it, and the generating thread's next send fails.
+    let body = futures_util::stream::unfold(Some((rx, chunks)), move |state| async move {
+        let (mut rx, chunks) = state?;
+        match rx.recv().await {
+            Some(ChatEvent::Text(text)) => {
+                let event = data(&chunks.make(json!({"content": text}), None));
+                Some((vec![event], Some((rx, chunks))))
+            }
+            Some(ChatEvent::Done(Ok(g))) => {
+                let finish = match g.finish_reason {
+                    FinishReason::Length => "length",
+                    _ => "stop",
+                };
+                let mut events = vec![data(&chunks.make(json!({}), Some(finish)))];
+                if include_usage {
+                    let mut last = chunks.make(json!({}), None);
+                    last["choices"] = json!([]);
+                    last["usage"] = usage(g.prompt_tokens, g.completion_tokens);
+                    events.push(data(&last));
+                }
+                events.push(Event::default().data("[DONE]"));
+                Some((events, None))
+            }
+            Some(ChatEvent::Done(Err(e))) => {
+                tracing::warn!(error = %e, "generation failed mid-stream");
+                let err = ApiError::from(marquee_core::ServiceError::from(e));
+                Some((
+                    vec![data(&err.body()), Event::default().data("[DONE]")],
+                    None,
+                ))
+            }
+            None => None,
+        }
+    })
+    .flat_map(futures_util::stream::iter);
+    let stream = futures_util::stream::iter(vec![first])
+        .chain(body)
+        .map(Ok::<Event, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// Makes the chunks of one streamed completion.
+struct Chunks {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Chunks {
+    fn make(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": format!("marquee-{}", env!("CARGO_PKG_VERSION")),
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    }
+}
+
+fn data(v: &Value) -> Event {
+    Event::default().data(v.to_string())
+}
+
+fn usage(prompt: usize, completion: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    })
+}
+
+fn validate_chat(r: &ChatRequest) -> ApiResult<(Vec<Message>, GenerationParams)> {
+    if r.messages.is_empty() {
+        return Err(invalid_param("messages", "`messages` must not be empty"));
+    }
+    if r.messages.len() > MAX_MESSAGES {
+        return Err(invalid_param(
+            "messages",
+            format!("at most {MAX_MESSAGES} messages"),
+        ));
+    }
+    let mut messages = Vec::with_capacity(r.messages.len());
+    for (i, m) in r.messages.iter().enumerate() {
+        if !matches!(
+            m.role.as_str(),
+            "system" | "developer" | "user" | "assistant"
+        ) {
+            return Err(invalid_param(
+                &format!("messages[{i}].role"),
+                format!(
+                    "role {:?} is not supported (system, developer, user, assistant)",
+                    m.role
+                ),
+            ));
+        }
+        let content = match &m.content {
+            None => String::new(),
+            Some(Content::Text(s)) => s.clone(),
+            Some(Content::Parts(parts)) => {
+                let mut out = String::new();
+                for (j, p) in parts.iter().enumerate() {
+                    match (p.kind.as_str(), &p.text) {
+                        ("text", Some(t)) => out.push_str(t),
+                        _ => {
+                            return Err(invalid_param(
+                                &format!("messages[{i}].content[{j}]"),
+                                "only text content parts are supported by this model",
+                            ));
+                        }
+                    }
+                }
+                out
+            }
+        };
+        messages.push(Message {
+            role: m.role.clone(),
+            content,
+        });
+    }
+    if r.n.is_some_and(|n| n != 1) {
+        return Err(invalid_param("n", "only n = 1 is supported"));
+    }
+    if r.logprobs == Some(true) {
+        return Err(invalid_param("logprobs", "logprobs are not supported"));
+    }
+    if let Some(f) = &r.response_format
+        && f.get("type").and_then(Value::as_str) != Some("text")
+    {
+        return Err(invalid_param(
+            "response_format",
+            "only {\"type\": \"text\"} is supported by this model",
+        ));
+    }
+    let temperature = r.temperature.unwrap_or(1.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        return Err(invalid_param("temperature", "must be between 0 and 2"));
+    }
+    let top_p = r.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(invalid_param(
+            "top_p",
+            "must be greater than 0 and at most 1",
+        ));
+    }
+    let max_tokens = r.max_completion_tokens.or(r.max_tokens);
+    if max_tokens == Some(0) {
+        return Err(invalid_param("max_tokens", "must be at least 1"));
+    }
+    let stop = match &r.stop {
+        None => Vec::new(),
+        Some(Stop::One(s)) => vec![s.clone()],
+        Some(Stop::Many(v)) => v.clone(),
+    };
+    if stop.len() > MAX_STOP {
+        return Err(invalid_param(
+            "stop",
+            format!("at most {MAX_STOP} sequences"),
+        ));
+    }
+    for (name, value) in [
+        ("frequency_penalty", r.frequency_penalty),
+        ("presence_penalty", r.presence_penalty),
+    ] {
+        if let Some(v) = value
+            && !(-2.0..=2.0).contains(&v)
+        {
+            return Err(invalid_param(name, "must be between -2 and 2"));
+        }
+    }
+    Ok((
+        messages,
+        GenerationParams {
+            max_tokens,
+            temperature,
+            top_p,
+            seed: r.seed,
+            stop,
+            frequency_penalty: r.frequency_penalty.unwrap_or(0.0),
+            presence_penalty: r.presence_penalty.unwrap_or(0.0),
+        },
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// Decodes an OpenAI request body; an unknown field is refused as OpenAI refuses it.
+fn openai_parse<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(body).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.inner().to_string();
+        if let Some(field) = inner
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let mut e = invalid_param(
+                field,
+                format!("Unrecognized request argument supplied: {field}"),
+            );
+            e.code = "unknown_parameter";
+            return e;
+        }
+        if path == "." || path.is_empty() {
+            invalid_param("", inner)
+        } else {
+            invalid_param(&path, format!("{path}: {inner}"))
+        }
+    })
+}
+
+fn invalid_param(param: &str, message: impl Into<String>) -> ApiError {
+    let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
+    if !param.is_empty() {
+        e.param = Some(param.to_string());
+    }
+    e
+}
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 12];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
