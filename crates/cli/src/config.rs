@@ -120,3 +120,24 @@ impl StoreArgs {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every TOML example in the README is a valid configuration file.
+    #[test]
+    fn the_readme_configuration_examples_parse() {
+        let readme = include_str!("../../../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap())
+            .collect();
+        assert!(blocks.len() >= 2);
+        for block in blocks {
+            let parsed: Result<FileConfig, _> = toml::from_str(block);
+            assert!(parsed.is_ok(), "{block}\n{parsed:?}");
+        }
+    }
+}
