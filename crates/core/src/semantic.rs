@@ -23,7 +23,7 @@ use crate::state::{Catalog, ItemEntry, TenantState};
 use crate::types::RecommendOptions;
 
 /// Items embedded per background batch: small, so API callers never wait long behind it.
-const BATCH: usize = 16;
+const BATCH: usize = 32;
 /// Longest search query, in characters.
 pub const MAX_QUERY_CHARS: usize = 2_000;
 
@@ -40,6 +40,9 @@ pub struct ItemVectors {
     pub loaded: bool,
     /// The catalogue version whose items all have current vectors.
     pub checked_version: Option<u64>,
+    /// Where the next search for items to embed starts (after the last batch), so that a
+    /// large catalogue is indexed in one pass rather than rescanned for every batch.
+    cursor: usize,
 }
 
 impl ItemVectors {
@@ -222,10 +225,11 @@ impl Service {
             if vectors.checked_version == Some(version) {
                 return Ok(0);
             }
-            catalog
-                .items
-                .iter()
-                .enumerate()
+            let n = catalog.items.len();
+            let start = vectors.cursor.min(n);
+            (start..n)
+                .chain(0..start)
+                .map(|i| (i, &catalog.items[i]))
                 .filter(|(_, item)| !item.deleted)
                 .filter_map(|(i, item)| {
                     let text = item_text(item);
@@ -260,6 +264,7 @@ impl Service {
             .await?;
         let catalog = tenant.catalog.read();
         let mut vectors = tenant.vectors.write();
+        vectors.cursor = pending.last().map_or(0, |p| p.0 as usize + 1);
         for (p, v) in pending.iter().zip(&embedded.vectors) {
             // The item may have changed (or moved) while it was being embedded: the next pass
             // picks it up again.

@@ -120,16 +120,37 @@ impl ChatModel {
         stop_tokens: &[String],
         default_system: Option<String>,
     ) -> Result<Self, ModelError> {
+        Self::load_with(
+            path,
+            template,
+            context_tokens,
+            stop_tokens,
+            default_system,
+            true,
+        )
+    }
+
+    /// [`ChatModel::load`], choosing whether tensors without a SIMD kernel are converted to
+    /// Q8_0 (see [`needs_requantization`]); the benchmark compares both.
+    pub fn load_with(
+        path: &Path,
+        template: ChatTemplate,
+        context_tokens: usize,
+        stop_tokens: &[String],
+        default_system: Option<String>,
+        requantize_slow_types: bool,
+    ) -> Result<Self, ModelError> {
         let load_err =
             |e: &dyn std::fmt::Display| ModelError::Load(format!("{}: {e}", path.display()));
         let mut file = std::fs::File::open(path).map_err(|e| load_err(&e))?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| load_err(&e))?;
         let device = Device::Cpu;
         let mut requantized = None;
-        if content
-            .tensor_infos
-            .values()
-            .any(|t| needs_requantization(t.ggml_dtype))
+        if requantize_slow_types
+            && content
+                .tensor_infos
+                .values()
+                .any(|t| needs_requantization(t.ggml_dtype))
         {
             let bytes = requantize(&content, &mut file, &device).map_err(|e| load_err(&e))?;
             requantized = Some(std::io::Cursor::new(bytes));
