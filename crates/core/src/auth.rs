@@ -155,14 +155,21 @@ impl Caller {
         }
     }
 
+    /// Ok if the caller may do `capability`; a keyless caller is told to bring a key (401), a
+    /// key without the capability is refused (403).
+    pub fn require(&self, capability: Capability) -> Result<(), ServiceError> {
+        if self.allows(capability) {
+            return Ok(());
+        }
+        Err(match self.access {
+            Access::Public => ServiceError::Unauthorized,
+            Access::Key { .. } => ServiceError::Forbidden(capability.as_str()),
+        })
+    }
+
     /// The caller's tenant, if it may do `capability` there.
     pub fn tenant_for(&self, capability: Capability) -> Result<&Arc<TenantState>, ServiceError> {
-        if !self.allows(capability) {
-            return Err(match self.access {
-                Access::Public => ServiceError::Unauthorized,
-                Access::Key { .. } => ServiceError::Forbidden(capability.as_str()),
-            });
-        }
+        self.require(capability)?;
         self.tenant.as_ref().ok_or(ServiceError::Forbidden(
             "use tenant data with an operator key",
         ))

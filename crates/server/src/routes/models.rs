@@ -42,14 +42,6 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn require(caller: &marquee_core::Caller, capability: Capability) -> ApiResult<()> {
-    if caller.allows(capability) {
-        Ok(())
-    } else {
-        Err(marquee_core::ServiceError::Forbidden(capability.as_str()).into())
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Models
 
@@ -159,7 +151,7 @@ pub async fn embeddings(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    require(&caller, Capability::ModelsEmbeddings)?;
+    caller.require(Capability::ModelsEmbeddings)?;
     let model_name = body
         .get("model")
         .and_then(Value::as_str)
@@ -350,7 +342,7 @@ pub async fn chat_completions(
     Auth(caller): Auth,
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
-    require(&caller, Capability::ModelsChat)?;
+    caller.require(Capability::ModelsChat)?;
     if let Some(name) = body.get("model").and_then(Value::as_str)
         && !state.service.models().has(name)
         && let Some(upstream) = state.upstreams.get(name)

@@ -82,9 +82,7 @@ pub async fn generate(
     } else {
         Capability::CatalogRead
     })?;
-    if !caller.allows(Capability::ModelsChat) {
-        return Err(marquee_core::ServiceError::Forbidden(Capability::ModelsChat.as_str()).into());
-    }
+    caller.require(Capability::ModelsChat)?;
     Ok(Json(
         state.service.draft_copy(tenant, &item_id, &request).await?,
     ))
