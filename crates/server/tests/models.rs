@@ -615,6 +615,20 @@ async fn item_copy_is_drafted_and_stored_only_when_asked() {
         )
         .await;
     assert_error(s, &err, StatusCode::NOT_FOUND, "not_found");
+    // Another tenant's items do not exist for this caller, to draft or to find.
+    let other = server.tenant_with_key("rival", "secret").await;
+    let (s, err) = server
+        .post(
+            "/v1/items/wall-e/generate",
+            Some(&other),
+            json!({"kind": "tagline"}),
+        )
+        .await;
+    assert_error(s, &err, StatusCode::NOT_FOUND, "not_found");
+    let (s, hits, indexed) = search(&server, &other, "a robot left alone on Earth").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(hits, json!([]));
+    assert_eq!(indexed, "0/0");
     let (s, err) = server
         .post(
             "/v1/items/wall-e/generate",
