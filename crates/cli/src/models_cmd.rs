@@ -146,6 +146,9 @@ fn show(bar: &ProgressBar, event: PullEvent<'_>) {
                 format!("{model}: unpacking {file} ({})", HumanBytes(size)),
             );
         }
+        PullEvent::Converting { model, conversion } => {
+            spin(bar, format!("{model}: converting ({conversion})"));
+        }
         _ => {}
     }
 }

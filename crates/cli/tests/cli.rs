@@ -532,11 +532,15 @@ fn the_openai_python_package_works_against_marquee() {
     server.wait_ready();
     let (s, ready) = server.get("/readyz", None);
     assert_eq!(s, 200, "{ready}");
-    assert_eq!(ready["models"].as_array().unwrap().len(), 2, "{ready}");
+    assert_eq!(ready["models"].as_array().unwrap().len(), 5, "{ready}");
     let python = std::env::var("MARQUEE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py"))
         .env("MARQUEE_BASE", &server.base)
+        .env(
+            "MARQUEE_SAMPLES",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/samples"),
+        )
         .env("MARQUEE_KEY", key.trim())
         .output()
         .expect("python3 runs");

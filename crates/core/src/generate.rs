@@ -12,7 +12,6 @@ use serde_json::Value;
 use crate::Service;
 use crate::error::ServiceError;
 use crate::state::TenantState;
-use crate::types::ItemPatch;
 
 /// What to draft.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -146,18 +145,11 @@ impl Service {
         let g = chat.complete(prompt, params).await?;
         let text = g.text.trim().trim_matches('"').trim().to_string();
         if request.store && !text.is_empty() {
-            let mut metadata = item.metadata.clone();
-            metadata.insert(
-                request.kind.metadata_key().to_string(),
-                Value::String(text.clone()),
-            );
-            self.patch_item(
+            self.set_item_metadata(
                 tenant,
                 item_id,
-                ItemPatch {
-                    metadata: Some(metadata),
-                    ..Default::default()
-                },
+                request.kind.metadata_key(),
+                Value::String(text.clone()),
             )
             .await?;
         }

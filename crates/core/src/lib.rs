@@ -12,6 +12,7 @@ pub mod error;
 pub mod experiments;
 pub mod filter;
 pub mod generate;
+pub mod image_labels;
 pub mod import;
 mod recommend;
 pub mod semantic;

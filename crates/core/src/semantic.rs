@@ -117,6 +117,10 @@ pub fn item_text(item: &ItemEntry) -> String {
     if !item.tags.is_empty() {
         parts.push(format!("Tags: {}", item.tags.join(", ")));
     }
+    let image = crate::image_labels::image_labels(&item.metadata);
+    if !image.is_empty() {
+        parts.push(format!("Image: {}", image.join(", ")));
+    }
     if parts.is_empty() {
         parts.push(item.id.to_string());
     }

@@ -50,6 +50,11 @@ impl ItemEntry {
             .iter()
             .map(|c| format!("c:{c}"))
             .chain(item.tags.iter().map(|t| format!("t:{}", t.to_lowercase())))
+            .chain(
+                crate::image_labels::image_labels(&item.metadata)
+                    .into_iter()
+                    .map(|l| format!("i:{}", l.to_lowercase())),
+            )
             .collect();
         ItemEntry {
             features,
@@ -82,7 +87,8 @@ impl ItemEntry {
         }
     }
 
-    /// Lower-cased categories and tags (`c:…`, `t:…`): the item's content features.
+    /// Lower-cased categories, tags and image labels (`c:…`, `t:…`, `i:…`): the item's content
+    /// features.
     pub fn features(&self) -> &[String] {
         &self.features
     }

@@ -325,6 +325,61 @@ impl Service {
         id: &str,
         patch: ItemPatch,
     ) -> Result<Item, ServiceError> {
+        self.modify_item(tenant, id, move |item| {
+            if let Some(v) = patch.title {
+                item.title = v;
+            }
+            if let Some(v) = patch.categories {
+                item.categories = dedup_labels(v);
+            }
+            if let Some(v) = patch.tags {
+                item.tags = dedup_labels(v);
+            }
+            if let Some(v) = patch.description {
+                item.description = v;
+            }
+            if let Some(v) = patch.metadata {
+                item.metadata = v;
+            }
+            if let Some(v) = patch.published_at {
+                item.published_at = v;
+            }
+            if let Some(v) = patch.available_from {
+                item.available_from = v;
+            }
+            if let Some(v) = patch.available_until {
+                item.available_until = v;
+            }
+            if let Some(v) = patch.hidden {
+                item.hidden = v;
+            }
+        })
+        .await
+    }
+
+    /// Sets one metadata key of an existing item, leaving the rest as it is at that moment
+    /// (under the tenant's write lock, so a concurrent change is not lost).
+    pub async fn set_item_metadata(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        key: &str,
+        value: Value,
+    ) -> Result<Item, ServiceError> {
+        self.modify_item(tenant, id, |item| {
+            item.metadata.insert(key.to_string(), value);
+        })
+        .await
+    }
+
+    /// Reads an item, changes it with `change`, validates and stores it, all under the
+    /// tenant's write lock.
+    async fn modify_item(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        change: impl FnOnce(&mut Item),
+    ) -> Result<Item, ServiceError> {
         validate_id("item_id", id)?;
         let _guard = tenant.write_lock.lock().await;
         let mut item = self
@@ -333,33 +388,7 @@ impl Service {
             .await?
             .map(item_from_row)
             .ok_or_else(|| ServiceError::not_found("item", id))?;
-        if let Some(v) = patch.title {
-            item.title = v;
-        }
-        if let Some(v) = patch.categories {
-            item.categories = dedup_labels(v);
-        }
-        if let Some(v) = patch.tags {
-            item.tags = dedup_labels(v);
-        }
-        if let Some(v) = patch.description {
-            item.description = v;
-        }
-        if let Some(v) = patch.metadata {
-            item.metadata = v;
-        }
-        if let Some(v) = patch.published_at {
-            item.published_at = v;
-        }
-        if let Some(v) = patch.available_from {
-            item.available_from = v;
-        }
-        if let Some(v) = patch.available_until {
-            item.available_until = v;
-        }
-        if let Some(v) = patch.hidden {
-            item.hidden = v;
-        }
+        change(&mut item);
         item.updated_at = Timestamp::now();
         validate_item(&item)?;
         self.store

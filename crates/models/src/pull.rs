@@ -13,8 +13,10 @@
 //!    sha256 and size against the manifest (on mismatch it deletes it and fails);
 //! 3. inflates each listed member to `<models_dir>/<name>/<to>.partial` and checks its sha256 and
 //!    size — the model already there, if any, stays intact and usable meanwhile;
-//! 4. removes `marquee-model.json`, renames every file into place, writes `marquee-model.json`
-//!    (through a temporary name too), and deletes the wheel (no download cache is kept).
+//! 4. removes `marquee-model.json`, renames every file into place, runs the model's
+//!    [`Conversion`] if it has one (in Rust, writing its outputs through temporary names too),
+//!    hashes what the conversion wrote, writes `marquee-model.json` (through a temporary name)
+//!    with those hashes, and deletes the wheel (no download cache is kept).
 //!
 //! So a model directory with a `marquee-model.json` that matches the manifest and files of the
 //! manifest's sizes is complete; a failed or interrupted pull never looks like a model.
@@ -36,7 +38,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::manifest::{
-    FileSpec, MODEL_RECORD_FILE, Manifest, ModelKind, ModelSpec, PackageSource, UnknownModel,
+    Conversion, FileSpec, MODEL_RECORD_FILE, Manifest, ModelKind, ModelSpec, PackageSource,
+    UnknownModel,
 };
 
 /// The Python package index.
@@ -115,6 +118,8 @@ pub enum PullEvent<'a> {
         file: &'a str,
         size: u64,
     },
+    /// Converting the verified files into the runtime's format.
+    Converting { model: &'a str, conversion: &'a str },
     /// The model is in place.
     Done { model: &'a str, dir: &'a Path },
 }
@@ -190,6 +195,12 @@ pub enum PullError {
         wheel: String,
         #[source]
         source: zip::result::ZipError,
+    },
+    #[error("cannot convert `{model}` ({conversion}): {message}")]
+    Convert {
+        model: String,
+        conversion: &'static str,
+        message: String,
     },
     #[error("{context}")]
     Io {
@@ -529,12 +540,30 @@ async fn install(
                 format!("cannot move {} into place", target.display())
             }))?;
         }
+        let converted = match spec.convert {
+            None => Vec::new(),
+            Some(conversion) => {
+                progress(PullEvent::Converting {
+                    model: &spec.name,
+                    conversion: conversion.as_str(),
+                });
+                let (dir, name) = (dir.clone(), spec.name.clone());
+                tokio::task::spawn_blocking(move || convert(&dir, &name, conversion))
+                    .await
+                    .map_err(|e| PullError::Io {
+                        context: "converting the model".into(),
+                        source: io::Error::other(e.to_string()),
+                    })??
+            }
+        };
         let record = ModelRecord {
             name: spec.name.clone(),
             kind: spec.kind,
             package: spec.package.clone(),
             source_url: source_url.to_owned(),
             files: spec.files.clone(),
+            conversion: spec.convert,
+            converted,
             pulled_at: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
@@ -559,6 +588,39 @@ async fn install(
         }
     }
     result
+}
+
+/// Runs `conversion` in `dir` and hashes the files it wrote.
+fn convert(
+    dir: &Path,
+    model: &str,
+    conversion: Conversion,
+) -> Result<Vec<ConvertedFile>, PullError> {
+    let failed = |message: String| PullError::Convert {
+        model: model.to_owned(),
+        conversion: conversion.as_str(),
+        message,
+    };
+    let written = match conversion {
+        Conversion::WhisperCt2 => {
+            marquee_transcribe::convert(dir).map_err(|e| failed(e.to_string()))
+        }
+        Conversion::EfficientnetPth => {
+            marquee_vision::convert(dir).map_err(|e| failed(e.to_string()))
+        }
+        Conversion::HibariOnnx => marquee_tts::convert(dir).map_err(|e| failed(e.to_string())),
+    }?;
+    written
+        .into_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let reader = fs::File::open(&path)
+                .map_err(io_err(|| format!("cannot open {}", path.display())))?;
+            let (sha256, size) = copy_hashing(reader, &mut io::sink())
+                .map_err(io_err(|| format!("cannot read {}", path.display())))?;
+            Ok(ConvertedFile { name, sha256, size })
+        })
+        .collect()
 }
 
 /// Inflates `file.from` from the wheel into `dest`, hashing it; checks sha256 and size.
@@ -675,10 +737,24 @@ pub struct ModelRecord {
     pub source_url: String,
     /// The files, as the manifest listed them (sha256 and size verified at pull time).
     pub files: Vec<FileSpec>,
+    /// The conversion run after the files were verified, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
+    /// What the conversion wrote (hashed when it was written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub converted: Vec<ConvertedFile>,
     /// RFC 3339, UTC.
     pub pulled_at: String,
     /// The Marquee version that pulled it.
     pub marquee_version: String,
+}
+
+/// A file written by a [`Conversion`], relative to the model's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertedFile {
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
 }
 
 /// Whether a model is usable.
@@ -758,6 +834,14 @@ pub fn status(models_dir: &Path, spec: &ModelSpec) -> InstalledModel {
         Some(Ok(r)) => Some(r.pulled_at.clone()),
         _ => None,
     };
+    if let Some(Ok(r)) = &record {
+        size_on_disk += r
+            .converted
+            .iter()
+            .filter_map(|c| fs::metadata(dir.join(&c.name)).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+    }
     let state = match record {
         None if !any_file => ModelState::Missing,
         None => ModelState::Incomplete(format!("no {MODEL_RECORD_FILE}: the pull did not finish")),
@@ -767,6 +851,16 @@ pub fn status(models_dir: &Path, spec: &ModelSpec) -> InstalledModel {
                 "pulled from {} {}, but the manifest now names {} {}",
                 r.package.name, r.package.version, spec.package.name, spec.package.version
             ))
+        }
+        Some(Ok(r)) if r.conversion != spec.convert => {
+            ModelState::Incomplete("not converted the way this version needs: pull it again".into())
+        }
+        Some(Ok(r))
+            if r.converted
+                .iter()
+                .any(|c| fs::metadata(dir.join(&c.name)).map(|m| m.len()).ok() != Some(c.size)) =>
+        {
+            ModelState::Incomplete("a converted file is missing or changed: pull it again".into())
         }
         Some(Ok(_)) if !problems.is_empty() => ModelState::Incomplete(problems.join("; ")),
         Some(Ok(_)) => ModelState::Present,
@@ -785,7 +879,36 @@ pub fn status(models_dir: &Path, spec: &ModelSpec) -> InstalledModel {
 /// 100 MB in an optimised build). The first mismatch or unreadable file is the error.
 pub fn verify(models_dir: &Path, spec: &ModelSpec) -> Result<(), PullError> {
     let dir = model_dir(models_dir, spec);
-    for file in &spec.files {
+    let converted = match spec.convert {
+        None => Vec::new(),
+        Some(_) => {
+            let path = dir.join(MODEL_RECORD_FILE);
+            let bytes =
+                fs::read(&path).map_err(io_err(|| format!("cannot read {}", path.display())))?;
+            let record: ModelRecord =
+                serde_json::from_slice(&bytes).map_err(|e| PullError::Io {
+                    context: format!("cannot read {}", path.display()),
+                    source: io::Error::other(e),
+                })?;
+            record.converted
+        }
+    };
+    let expected = spec
+        .files
+        .iter()
+        .map(|f| (f.to.as_str(), f.sha256.as_str(), f.size))
+        .chain(
+            converted
+                .iter()
+                .map(|c| (c.name.as_str(), c.sha256.as_str(), c.size)),
+        );
+    for (name, sha256, expected_size) in expected {
+        let file = FileSpec {
+            from: String::new(),
+            to: name.to_owned(),
+            sha256: sha256.to_owned(),
+            size: expected_size,
+        };
         let path = dir.join(&file.to);
         let reader =
             fs::File::open(&path).map_err(io_err(|| format!("cannot open {}", path.display())))?;

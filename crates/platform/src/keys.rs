@@ -80,6 +80,11 @@ pub enum Capability {
     ModelsEmbeddings,
     /// Call chat models (`/v1/chat/completions`, drafted copy).
     ModelsChat,
+    /// Call speech models: synthesis (`/v1/audio/speech`) and transcription
+    /// (`/v1/audio/transcriptions`).
+    ModelsSpeech,
+    /// Call vision models (`/v1/images/classify`, item image labels).
+    ModelsVision,
 }
 
 impl Capability {
@@ -96,6 +101,8 @@ impl Capability {
             Capability::ManageKeys => "keys:manage",
             Capability::ModelsEmbeddings => "models:embeddings",
             Capability::ModelsChat => "models:chat",
+            Capability::ModelsSpeech => "models:speech",
+            Capability::ModelsVision => "models:vision",
         }
     }
 }

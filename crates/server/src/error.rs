@@ -82,6 +82,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { field, .. } => Some(field.clone()),
             ServiceError::Model(ModelError::InputTooLong { .. }) => Some("input".to_string()),
             ServiceError::Model(ModelError::ContextTooLong { .. }) => Some("messages".to_string()),
+            ServiceError::Model(ModelError::InvalidInput { param, .. }) => {
+                param.map(str::to_string)
+            }
             _ => None,
         };
         let status = match &e {
@@ -89,7 +92,10 @@ impl From<ServiceError> for ApiError {
                 ModelError::NotFound(_) => StatusCode::NOT_FOUND,
                 ModelError::WrongKind { .. }
                 | ModelError::InputTooLong { .. }
-                | ModelError::ContextTooLong { .. } => StatusCode::BAD_REQUEST,
+                | ModelError::ContextTooLong { .. }
+                | ModelError::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+                // Nobody is listening any more; the status is for the log.
+                ModelError::Cancelled => StatusCode::SERVICE_UNAVAILABLE,
                 ModelError::Unavailable { .. } | ModelError::Overloaded { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }

@@ -198,3 +198,126 @@ fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
     }
     Ok(None)
 }
+
+/// A `multipart/form-data` body, read whole (within a limit) and split into text fields and
+/// files. OpenAI's audio routes take their input this way.
+#[derive(Debug, Default)]
+pub struct Form {
+    /// Text fields, in order (a name may repeat, e.g. `timestamp_granularities[]`).
+    pub fields: Vec<(String, String)>,
+    pub files: Vec<FormFile>,
+}
+
+/// A file part of a form.
+#[derive(Debug)]
+pub struct FormFile {
+    /// The form field's name (`file`).
+    pub name: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub data: axum::body::Bytes,
+}
+
+/// Most parts in one form.
+const MAX_FORM_PARTS: usize = 64;
+/// Longest text field.
+const MAX_FORM_FIELD: usize = 64 * 1024;
+
+impl Form {
+    /// The last value of the text field `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Takes the file part `name`.
+    pub fn take_file(&mut self, name: &str) -> Option<FormFile> {
+        let i = self.files.iter().position(|f| f.name == name)?;
+        Some(self.files.swap_remove(i))
+    }
+}
+
+/// Whether the request says it carries `multipart/form-data`.
+pub fn is_multipart(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("multipart/form-data")
+        })
+}
+
+/// Reads a `multipart/form-data` body of at most `limit` bytes (413 beyond, without reading
+/// further) into a [`Form`]; 400 for a malformed form, 415 for another content type.
+pub async fn read_form(req: Request, limit: usize) -> Result<Form, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if !is_multipart(req.headers()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("expected multipart/form-data, got {content_type:?}"),
+        ));
+    }
+    let boundary = multer::parse_boundary(&content_type).map_err(|e| {
+        ApiError::bad_request("invalid_form", format!("bad multipart content type: {e}"))
+    })?;
+    let bytes = read_body(req.into_body(), limit).await?;
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let bad = |e: multer::Error| {
+        ApiError::bad_request("invalid_form", format!("malformed multipart body: {e}"))
+    };
+    let mut form = Form::default();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        if form.fields.len() + form.files.len() >= MAX_FORM_PARTS {
+            return Err(ApiError::bad_request(
+                "invalid_form",
+                format!("the form has more than {MAX_FORM_PARTS} parts"),
+            ));
+        }
+        let name = field.name().unwrap_or("").to_string();
+        let filename = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(|m| m.to_string());
+        let data = field.bytes().await.map_err(bad)?;
+        if filename.is_some() {
+            form.files.push(FormFile {
+                name,
+                filename,
+                content_type,
+                data,
+            });
+        } else {
+            if data.len() > MAX_FORM_FIELD {
+                return Err(ApiError::bad_request(
+                    "invalid_form",
+                    format!("form field `{name}` is longer than {MAX_FORM_FIELD} bytes"),
+                ));
+            }
+            let value = String::from_utf8(data.to_vec()).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_form",
+                    format!("form field `{name}` is not UTF-8 text"),
+                )
+            })?;
+            form.fields.push((name, value));
+        }
+    }
+    Ok(form)
+}
+
+/// Reads a raw body of at most `limit` bytes (413 beyond).
+pub async fn read_bytes(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    read_body(req.into_body(), limit).await
+}

@@ -2,9 +2,11 @@
 //! route.
 
 mod admin;
+mod audio;
 mod catalog;
 mod experiments;
 mod health;
+mod images;
 mod models;
 mod recommend;
 mod search;
@@ -90,6 +92,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/models/{model}", get(models::get))
         .route("/v1/embeddings", post(models::embeddings))
         .route("/v1/chat/completions", post(models::chat_completions))
+        .route("/v1/audio/speech", post(audio::speech))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/images/classify", post(images::classify))
+        .route("/v1/items/{item_id}/image", post(images::item_image))
         .route("/v1/models/train", post(recommend::train))
         .route("/v1/training", get(recommend::training_status))
         .fallback(|| async { ApiError::not_found_route() })

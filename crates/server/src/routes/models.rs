@@ -57,6 +57,8 @@ fn model_object(info: &marquee_models::runtime::ModelInfo) -> Value {
         "dimensions": info.dimensions,
         "max_input_tokens": info.max_tokens,
         "context_length": info.context_tokens,
+        "aliases": info.aliases,
+        "voices": info.voices,
     })
 }
 
@@ -93,7 +95,7 @@ pub async fn get(
         .models()
         .models()
         .iter()
-        .find(|m| m.name == name)
+        .find(|m| m.name == name || m.aliases.contains(&name))
     {
         return Ok(Json(model_object(info)));
     }
@@ -244,7 +246,7 @@ pub async fn embeddings(
     Ok(response)
 }
 
-fn units_header(response: &mut Response, units: usize) {
+pub(crate) fn units_header(response: &mut Response, units: usize) {
     if let Ok(v) = axum::http::HeaderValue::from_str(&units.to_string()) {
         response.headers_mut().insert("x-marquee-units", v);
     }
@@ -575,7 +577,7 @@ fn validate_chat(r: &ChatRequest) -> ApiResult<(Vec<Message>, GenerationParams)>
 // Helpers
 
 /// Decodes an OpenAI request body; an unknown field is refused as OpenAI refuses it.
-fn openai_parse<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
+pub(crate) fn openai_parse<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
     serde_path_to_error::deserialize(body).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.inner().to_string();
@@ -598,7 +600,7 @@ fn openai_parse<T: serde::de::DeserializeOwned>(body: Value) -> ApiResult<T> {
     })
 }
 
-fn invalid_param(param: &str, message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid_param(param: &str, message: impl Into<String>) -> ApiError {
     let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
     if !param.is_empty() {
         e.param = Some(param.to_string());

@@ -1,0 +1,410 @@
+//! OpenAI-compatible audio routes: `/v1/audio/speech` (text to speech) and
+//! `/v1/audio/transcriptions` (speech to text).
+//!
+//! Shapes follow OpenAI's API so that the official clients work unchanged. Speech is streamed
+//! as it is made, sentence by sentence: as a WAV whose header says "length unknown" (what
+//! OpenAI sends) when there is more than one sentence, or as raw 16-bit PCM. Transcription
+//! takes a multipart upload; the file is read within the configured limit (413 beyond it,
+//! without reading the rest) and decoded on a model worker, never on the async runtime.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use marquee_core::ModelError;
+use marquee_models::speech::{SpeechEvent, to_pcm16le, wav_header};
+use marquee_models::transcription::{Transcript, TranscriptionParams};
+use marquee_platform::Capability;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::models::{invalid_param, openai_parse, units_header};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Auth, read_form};
+
+// ---------------------------------------------------------------------------------------------
+// Speech
+
+#[derive(Deserialize, serde::Serialize, Clone, Copy, Default, PartialEq, Debug)]
+#[serde(rename_all = "snake_case")]
+enum SpeechFormat {
+    /// 16-bit mono WAV at the model's rate. OpenAI's default is mp3, which Marquee does not
+    /// encode; wav is the default here.
+    #[default]
+    Wav,
+    /// Raw 16-bit little-endian mono samples at the model's rate (24 kHz: what OpenAI sends).
+    Pcm,
+    Mp3,
+    Opus,
+    Aac,
+    Flac,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpeechRequest {
+    model: String,
+    input: String,
+    voice: String,
+    #[serde(default)]
+    response_format: SpeechFormat,
+    #[serde(default)]
+    speed: Option<f32>,
+    /// gpt-4o-mini-tts's style instructions: not supported by these voices.
+    #[serde(default)]
+    instructions: Option<String>,
+    /// `audio` (a byte stream) is the only one supported.
+    #[serde(default)]
+    stream_format: Option<String>,
+}
+
+/// `POST /v1/audio/speech`.
+pub async fn speech(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    caller.require(Capability::ModelsSpeech)?;
+    let request: SpeechRequest = openai_parse(body)?;
+    let format = request.response_format;
+    if !matches!(format, SpeechFormat::Wav | SpeechFormat::Pcm) {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unsupported_response_format",
+            format!(
+                "response_format `{}` is not supported; use `wav` or `pcm`",
+                serde_json::to_value(format)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+        );
+        e.param = Some("response_format".into());
+        return Err(e);
+    }
+    if request
+        .instructions
+        .as_deref()
+        .is_some_and(|s| !s.trim().is_empty())
+    {
+        return Err(invalid_param(
+            "instructions",
+            "`instructions` is not supported by this model",
+        ));
+    }
+    if request
+        .stream_format
+        .as_deref()
+        .is_some_and(|s| s != "audio")
+    {
+        return Err(invalid_param(
+            "stream_format",
+            "only `stream_format: audio` is supported",
+        ));
+    }
+    let service = state.service.models().speech(&request.model)?;
+    let characters = request.input.chars().count();
+    let rate = service.sample_rate();
+    let mut rx = service
+        .start(request.input, request.voice, request.speed.unwrap_or(1.0))
+        .await?;
+
+    // Wait for the first sentence: an error before any audio is still a JSON error; a short
+    // input finishes here and gets a WAV with exact sizes.
+    let first = match rx.recv().await {
+        Some(SpeechEvent::Audio(samples)) => samples,
+        Some(SpeechEvent::Done(Err(e))) => return Err(e.into()),
+        Some(SpeechEvent::Done(Ok(_))) | None => {
+            return Err(ModelError::Inference("the synthesis produced no audio".into()).into());
+        }
+    };
+    let complete = match rx.try_recv() {
+        Ok(SpeechEvent::Done(Ok(_))) => true,
+        Ok(SpeechEvent::Done(Err(e))) => return Err(e.into()),
+        Ok(SpeechEvent::Audio(next)) => {
+            // More than one sentence: stream. Put the second back in front.
+            return Ok(stream_speech(
+                format,
+                rate,
+                characters,
+                first,
+                Some(next),
+                rx,
+            ));
+        }
+        Err(mpsc::error::TryRecvError::Empty) => false,
+        Err(mpsc::error::TryRecvError::Disconnected) => true,
+    };
+    if complete {
+        let pcm = to_pcm16le(&first);
+        let mut bytes = Vec::with_capacity(pcm.len() + 44);
+        if format == SpeechFormat::Wav {
+            bytes.extend_from_slice(&wav_header(rate, Some(pcm.len() as u32)));
+        }
+        bytes.extend_from_slice(&pcm);
+        return Ok(audio_response(format, rate, characters, Body::from(bytes)));
+    }
+    Ok(stream_speech(format, rate, characters, first, None, rx))
+}
+
+fn stream_speech(
+    format: SpeechFormat,
+    rate: u32,
+    characters: usize,
+    first: Vec<f32>,
+    second: Option<Vec<f32>>,
+    rx: mpsc::Receiver<SpeechEvent>,
+) -> Response {
+    let mut head = Vec::new();
+    if format == SpeechFormat::Wav {
+        head.extend_from_slice(&wav_header(rate, None));
+    }
+    head.extend_from_slice(&to_pcm16le(&first));
+    if let Some(second) = second {
+        head.extend_from_slice(&to_pcm16le(&second));
+    }
+    let head = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(head)) });
+    // Dropping the body (the client went away) drops the receiver, which stops the synthesis.
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await? {
+            SpeechEvent::Audio(samples) => {
+                Some((Ok::<_, Infallible>(Bytes::from(to_pcm16le(&samples))), rx))
+            }
+            SpeechEvent::Done(Ok(_)) => None,
+            SpeechEvent::Done(Err(e)) => {
+                // Headers are gone: all that is left is to end the stream early.
+                tracing::warn!(error = %e, "speech synthesis failed mid-stream");
+                None
+            }
+        }
+    });
+    use futures_util::StreamExt;
+    audio_response(
+        format,
+        rate,
+        characters,
+        Body::from_stream(head.chain(rest)),
+    )
+}
+
+fn audio_response(format: SpeechFormat, rate: u32, characters: usize, body: Body) -> Response {
+    let content_type = match format {
+        SpeechFormat::Pcm => "audio/pcm",
+        _ => "audio/wav",
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&rate.to_string()) {
+        headers.insert("x-sample-rate", v);
+    }
+    units_header(&mut response, characters);
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transcription
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum TranscriptFormat {
+    Json,
+    Text,
+    Srt,
+    Vtt,
+    VerboseJson,
+}
+
+impl TranscriptFormat {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "json" => Self::Json,
+            "text" => Self::Text,
+            "srt" => Self::Srt,
+            "vtt" => Self::Vtt,
+            "verbose_json" => Self::VerboseJson,
+            _ => return None,
+        })
+    }
+}
+
+/// The form fields OpenAI's transcription route takes.
+const TRANSCRIPTION_FIELDS: &[&str] = &[
+    "model",
+    "language",
+    "prompt",
+    "response_format",
+    "temperature",
+    "timestamp_granularities[]",
+    "timestamp_granularities",
+    "stream",
+    "include[]",
+    "chunking_strategy",
+];
+
+/// `POST /v1/audio/transcriptions` (multipart: `file`, `model`, optional `language`, `prompt`,
+/// `response_format`, `temperature`, `timestamp_granularities[]`).
+pub async fn transcriptions(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    req: Request,
+) -> ApiResult<Response> {
+    caller.require(Capability::ModelsSpeech)?;
+    // The limit is the model's; the model is named inside the body, so read with the largest
+    // limit of any loaded transcription model (checked again per model below).
+    let runtime = state.service.models();
+    let limit = runtime
+        .models()
+        .iter()
+        .filter_map(|m| runtime.transcription(&m.name).ok())
+        .map(|s| s.max_bytes())
+        .max()
+        .unwrap_or(state.config.body_limit);
+    // Room for the other fields and the multipart framing.
+    let mut form = read_form(req, limit + 64 * 1024).await?;
+    if let Some((name, _)) = form
+        .fields
+        .iter()
+        .find(|(n, _)| !TRANSCRIPTION_FIELDS.contains(&n.as_str()))
+    {
+        let mut e = invalid_param(
+            name,
+            format!("Unrecognized request argument supplied: {name}"),
+        );
+        e.code = "unknown_parameter";
+        return Err(e);
+    }
+    let model = form
+        .field("model")
+        .ok_or_else(|| invalid_param("model", "`model` is required"))?
+        .to_string();
+    let file = form
+        .take_file("file")
+        .ok_or_else(|| invalid_param("file", "`file` is required (a WAV file)"))?;
+    if file.data.is_empty() {
+        let mut e = invalid_param("file", "the uploaded file is empty");
+        e.code = "empty_audio";
+        return Err(e);
+    }
+    let format = match form.field("response_format") {
+        None => TranscriptFormat::Json,
+        Some(f) => TranscriptFormat::parse(f).ok_or_else(|| {
+            invalid_param(
+                "response_format",
+                format!("response_format `{f}` is not one of json, text, srt, vtt, verbose_json"),
+            )
+        })?,
+    };
+    if let Some(language) = form.field("language")
+        && !matches!(language.to_ascii_lowercase().as_str(), "en" | "english")
+    {
+        let mut e = invalid_param(
+            "language",
+            format!("this model transcribes English only (`en`), not `{language}`"),
+        );
+        e.code = "unsupported_language";
+        return Err(e);
+    }
+    if form.field("stream").is_some_and(|s| s == "true") {
+        return Err(invalid_param(
+            "stream",
+            "streamed transcription is not supported by this model",
+        ));
+    }
+    let granularities: Vec<&str> = form
+        .fields
+        .iter()
+        .filter(|(n, _)| n.starts_with("timestamp_granularities"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if let Some(g) = granularities.iter().find(|g| **g != "segment") {
+        return Err(invalid_param(
+            "timestamp_granularities",
+            format!("timestamp granularity `{g}` is not supported; use `segment`"),
+        ));
+    }
+    let temperature = match form.field("temperature") {
+        None => 0.0,
+        Some(t) => t
+            .parse::<f32>()
+            .ok()
+            .filter(|t| (0.0..=1.0).contains(t))
+            .ok_or_else(|| invalid_param("temperature", "`temperature` must be between 0 and 1"))?,
+    };
+    let prompt = form
+        .field("prompt")
+        .filter(|p| !p.trim().is_empty())
+        .map(str::to_string);
+
+    let service = runtime.transcription(&model)?;
+    let transcript = service
+        .transcribe(
+            file.data.to_vec(),
+            TranscriptionParams {
+                prompt,
+                temperature,
+            },
+        )
+        .await?;
+    let seconds = transcript.duration;
+    let mut response = match format {
+        TranscriptFormat::Json => axum::Json(json!({
+            "text": transcript.text,
+            "usage": {"type": "duration", "seconds": seconds.ceil() as u64},
+        }))
+        .into_response(),
+        TranscriptFormat::VerboseJson => axum::Json(verbose_json(&transcript)).into_response(),
+        TranscriptFormat::Text => text_response(
+            "text/plain; charset=utf-8",
+            format!("{}\n", transcript.text),
+        ),
+        TranscriptFormat::Srt => {
+            text_response("application/x-subrip; charset=utf-8", transcript.to_srt())
+        }
+        TranscriptFormat::Vtt => text_response("text/vtt; charset=utf-8", transcript.to_vtt()),
+    };
+    // Units: seconds of audio, rounded up (OpenAI bills per second).
+    units_header(&mut response, seconds.ceil() as usize);
+    Ok(response)
+}
+
+fn verbose_json(t: &Transcript) -> Value {
+    let segments: Vec<Value> = t
+        .segments
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "seek": 0,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+                "tokens": s.tokens,
+                "temperature": 0.0,
+                "avg_logprob": s.avg_logprob,
+                "compression_ratio": 0.0,
+                "no_speech_prob": s.no_speech_prob,
+            })
+        })
+        .collect();
+    json!({
+        "task": "transcribe",
+        "language": "english",
+        "duration": t.duration,
+        "text": t.text,
+        "segments": segments,
+        "usage": {"type": "duration", "seconds": t.duration.ceil() as u64},
+    })
+}
+
+fn text_response(content_type: &'static str, text: String) -> Response {
+    let mut response = (StatusCode::OK, text).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
