@@ -7,12 +7,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc;
 
 use crate::manifest::ModelSpec;
-use crate::runtime::{Admission, CancelOnDrop, ModelError, RuntimeConfig};
+use crate::runtime::{Admission, ModelError, RuntimeConfig};
 
 pub use marquee_tts::{to_pcm16le, wav_header};
 
@@ -134,12 +133,12 @@ impl SpeechService {
         let model = Arc::clone(&self.voice);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let cancel = Arc::new(AtomicBool::new(false));
+            // No flag needed: when the receiver is gone, the next chunk cannot be sent and the
+            // callback's `false` stops the synthesis.
             let options = marquee_tts::SpeechOptions {
                 speed,
-                cancel: Some(Arc::clone(&cancel)),
+                cancel: None,
             };
-            let _cancel = CancelOnDrop(cancel);
             let result = model
                 .synthesize(&input, &options, &mut |samples| {
                     tx.blocking_send(SpeechEvent::Audio(samples.to_vec()))
