@@ -457,12 +457,7 @@ async fn transcription_formats_and_bad_audio() {
     );
 }
 
-async fn classify(
-    server: &TestServer,
-    key: &str,
-    request: reqwest::RequestBuilder,
-) -> (StatusCode, Value) {
-    let _ = server;
+async fn classify(key: &str, request: reqwest::RequestBuilder) -> (StatusCode, Value) {
     json_of(request.bearer_auth(key).send().await.unwrap()).await
 }
 
@@ -484,7 +479,7 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
         "file",
         Part::bytes(sample("chelsea.png")).file_name("cat.png"),
     );
-    let (s, body) = classify(&server, &key, server.client.post(&url).multipart(form)).await;
+    let (s, body) = classify(&key, server.client.post(&url).multipart(form)).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert!(
         ["tabby", "tiger cat", "Egyptian cat"].contains(&top_label(&body).as_str()),
@@ -493,9 +488,7 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     assert_eq!(body["labels"].as_array().unwrap().len(), 5);
     assert_eq!(body["model"], VISION);
 
-    let (s, body) = classify(
-        &server,
-        &key,
+    let (s, body) = classify(&key,
         server
             .client
             .post(&url)
@@ -508,7 +501,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     assert_eq!(body["labels"].as_array().unwrap().len(), 3);
 
     let (s, body) = classify(
-        &server,
         &key,
         server
             .client
@@ -540,7 +532,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
         (b"\x00\x01\x02 random bytes".to_vec(), ""),
     ] {
         let (s, err) = classify(
-            &server,
             &key,
             server
                 .client
@@ -555,7 +546,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     }
     assert!(started.elapsed() < Duration::from_secs(10));
     let (s, err) = classify(
-        &server,
         &key,
         server
             .client
@@ -566,7 +556,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     assert_error(s, &err, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(err["error"]["param"], "url");
     let (s, err) = classify(
-        &server,
         &key,
         server
             .client
@@ -576,7 +565,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     .await;
     assert_error(s, &err, StatusCode::BAD_REQUEST, "invalid_image");
     let (s, err) = classify(
-        &server,
         &key,
         server
             .client
@@ -587,7 +575,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     assert_error(s, &err, StatusCode::BAD_REQUEST, "invalid_top_k");
     let huge = vec![0u8; 30 * 1024 * 1024];
     let (s, err) = classify(
-        &server,
         &key,
         server
             .client
@@ -599,7 +586,6 @@ async fn images_are_classified_from_uploads_base64_and_raw_bodies() {
     assert_error(s, &err, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let publishable = server.key("studio", "publishable").await;
     let (s, _) = classify(
-        &server,
         &publishable,
         server.client.post(&url).json(&json!({"image": b64(&png)})),
     )
