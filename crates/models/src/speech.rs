@@ -20,9 +20,12 @@ pub const MAX_INPUT_CHARS: usize = 4096;
 /// The speed range accepted (OpenAI's).
 pub const SPEEDS: std::ops::RangeInclusive<f32> = 0.25..=4.0;
 
-/// A piece of a synthesis: audio (mono f32 samples at the model's rate) as each sentence is
-/// ready, then one `Done`.
+/// A piece of a synthesis: first how many chunks (sentences or clauses) the text makes, then
+/// audio (mono f32 samples at the model's rate) as each chunk is ready, then one `Done`.
 pub enum SpeechEvent {
+    /// Sent first: the number of chunks to come, so that a caller can choose between waiting
+    /// for the whole audio (one chunk) and streaming it.
+    Chunks(usize),
     Audio(Vec<f32>),
     Done(Result<SpeechStats, ModelError>),
 }
@@ -139,6 +142,18 @@ impl SpeechService {
                 speed,
                 cancel: None,
             };
+            match model.phonemize(&input) {
+                Ok(chunks) => {
+                    if tx.blocking_send(SpeechEvent::Chunks(chunks.len())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let e = model_error(e.code(), e.is_client_error(), e.to_string());
+                    let _ = tx.blocking_send(SpeechEvent::Done(Err(e)));
+                    return;
+                }
+            }
             let result = model
                 .synthesize(&input, &options, &mut |samples| {
                     tx.blocking_send(SpeechEvent::Audio(samples.to_vec()))

@@ -157,6 +157,11 @@ async fn speech_round_trips_through_transcription() {
     assert_eq!(&wav[8..12], b"WAVE");
     // 24 kHz, mono, 16-bit; between 2 and 8 seconds of audio.
     assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 24_000);
+    // One sentence: the whole audio is waited for, so the header has exact sizes.
+    assert_eq!(
+        u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize,
+        wav.len() - 44
+    );
     let seconds = (wav.len() - 44) as f64 / 48_000.0;
     assert!((2.0..8.0).contains(&seconds), "{seconds} s");
 

@@ -114,42 +114,41 @@ pub async fn speech(
         .start(request.input, request.voice, request.speed.unwrap_or(1.0))
         .await?;
 
-    // Wait for the first sentence: an error before any audio is still a JSON error; a short
-    // input finishes here and gets a WAV with exact sizes.
-    let first = match rx.recv().await {
-        Some(SpeechEvent::Audio(samples)) => samples,
+    // An error before any audio is still a JSON error. Text of one sentence is waited for and
+    // sent as a WAV with exact sizes (what plain WAV readers need); longer text streams chunk by
+    // chunk as it is made, under a header that says "length unknown" (what OpenAI sends).
+    let chunks = match rx.recv().await {
+        Some(SpeechEvent::Chunks(n)) => n,
         Some(SpeechEvent::Done(Err(e))) => return Err(e.into()),
-        Some(SpeechEvent::Done(Ok(_))) | None => {
-            return Err(ModelError::Inference("the synthesis produced no audio".into()).into());
-        }
+        _ => return Err(ModelError::Inference("the synthesis stopped unexpectedly".into()).into()),
     };
-    let complete = match rx.try_recv() {
-        Ok(SpeechEvent::Done(Ok(_))) => true,
-        Ok(SpeechEvent::Done(Err(e))) => return Err(e.into()),
-        Ok(SpeechEvent::Audio(next)) => {
-            // More than one sentence: stream. Put the second back in front.
-            return Ok(stream_speech(
-                format,
-                rate,
-                characters,
-                first,
-                Some(next),
-                rx,
-            ));
+    let mut first = Vec::new();
+    loop {
+        match rx.recv().await {
+            Some(SpeechEvent::Audio(samples)) if chunks > 1 => {
+                return Ok(stream_speech(format, rate, characters, samples, rx));
+            }
+            Some(SpeechEvent::Audio(samples)) => first.extend_from_slice(&samples),
+            Some(SpeechEvent::Done(Ok(_))) => break,
+            Some(SpeechEvent::Done(Err(e))) => return Err(e.into()),
+            Some(SpeechEvent::Chunks(_)) => {}
+            None => {
+                return Err(
+                    ModelError::Inference("the synthesis stopped unexpectedly".into()).into(),
+                );
+            }
         }
-        Err(mpsc::error::TryRecvError::Empty) => false,
-        Err(mpsc::error::TryRecvError::Disconnected) => true,
-    };
-    if complete {
-        let pcm = to_pcm16le(&first);
-        let mut bytes = Vec::with_capacity(pcm.len() + 44);
-        if format == SpeechFormat::Wav {
-            bytes.extend_from_slice(&wav_header(rate, Some(pcm.len() as u32)));
-        }
-        bytes.extend_from_slice(&pcm);
-        return Ok(audio_response(format, rate, characters, Body::from(bytes)));
     }
-    Ok(stream_speech(format, rate, characters, first, None, rx))
+    if first.is_empty() {
+        return Err(ModelError::Inference("the synthesis produced no audio".into()).into());
+    }
+    let pcm = to_pcm16le(&first);
+    let mut bytes = Vec::with_capacity(pcm.len() + 44);
+    if format == SpeechFormat::Wav {
+        bytes.extend_from_slice(&wav_header(rate, Some(pcm.len() as u32)));
+    }
+    bytes.extend_from_slice(&pcm);
+    Ok(audio_response(format, rate, characters, Body::from(bytes)))
 }
 
 fn stream_speech(
@@ -157,7 +156,6 @@ fn stream_speech(
     rate: u32,
     characters: usize,
     first: Vec<f32>,
-    second: Option<Vec<f32>>,
     rx: mpsc::Receiver<SpeechEvent>,
 ) -> Response {
     let mut head = Vec::new();
@@ -165,9 +163,6 @@ fn stream_speech(
         head.extend_from_slice(&wav_header(rate, None));
     }
     head.extend_from_slice(&to_pcm16le(&first));
-    if let Some(second) = second {
-        head.extend_from_slice(&to_pcm16le(&second));
-    }
     let head = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(head)) });
     // Dropping the body (the client went away) drops the receiver, which stops the synthesis.
     let rest = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -175,7 +170,7 @@ fn stream_speech(
             SpeechEvent::Audio(samples) => {
                 Some((Ok::<_, Infallible>(Bytes::from(to_pcm16le(&samples))), rx))
             }
-            SpeechEvent::Done(Ok(_)) => None,
+            SpeechEvent::Done(Ok(_)) | SpeechEvent::Chunks(_) => None,
             SpeechEvent::Done(Err(e)) => {
                 // Headers are gone: all that is left is to end the stream early.
                 tracing::warn!(error = %e, "speech synthesis failed mid-stream");
