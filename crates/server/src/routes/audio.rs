@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::models::{invalid_param, openai_parse, units_header};
+use super::models::{check_form_fields, invalid_param, openai_parse, units_header};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, read_form};
@@ -261,18 +261,7 @@ pub async fn transcriptions(
         .unwrap_or(state.config.body_limit);
     // Room for the other fields and the multipart framing.
     let mut form = read_form(req, limit + 64 * 1024).await?;
-    if let Some((name, _)) = form
-        .fields
-        .iter()
-        .find(|(n, _)| !TRANSCRIPTION_FIELDS.contains(&n.as_str()))
-    {
-        let mut e = invalid_param(
-            name,
-            format!("Unrecognized request argument supplied: {name}"),
-        );
-        e.code = "unknown_parameter";
-        return Err(e);
-    }
+    check_form_fields(&form, TRANSCRIPTION_FIELDS)?;
     let model = form
         .field("model")
         .ok_or_else(|| invalid_param("model", "`model` is required"))?

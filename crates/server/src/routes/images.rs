@@ -18,7 +18,7 @@ use marquee_platform::Capability;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::models::{invalid_param, openai_parse, units_header};
+use super::models::{check_form_fields, invalid_param, openai_parse, units_header};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, is_multipart, parse_json, read_bytes, read_form};
@@ -89,18 +89,7 @@ async fn read_image(state: &AppState, req: Request) -> ApiResult<ImageInput> {
         .to_ascii_lowercase();
     if is_multipart(req.headers()) {
         let mut form = read_form(req, limit + 64 * 1024).await?;
-        if let Some((name, _)) = form
-            .fields
-            .iter()
-            .find(|(n, _)| !["model", "top_k", "min_score"].contains(&n.as_str()))
-        {
-            let mut e = invalid_param(
-                name,
-                format!("Unrecognized request argument supplied: {name}"),
-            );
-            e.code = "unknown_parameter";
-            return Err(e);
-        }
+        check_form_fields(&form, &["model", "top_k", "min_score"])?;
         let file = form.take_file("file").ok_or_else(|| {
             invalid_param("file", "`file` is required (a PNG, JPEG or WebP image)")
         })?;

@@ -585,12 +585,7 @@ pub(crate) fn openai_parse<T: serde::de::DeserializeOwned>(body: Value) -> ApiRe
             .strip_prefix("unknown field `")
             .and_then(|r| r.split('`').next())
         {
-            let mut e = invalid_param(
-                field,
-                format!("Unrecognized request argument supplied: {field}"),
-            );
-            e.code = "unknown_parameter";
-            return e;
+            return unknown_parameter(field);
         }
         if path == "." || path.is_empty() {
             invalid_param("", inner)
@@ -598,6 +593,28 @@ pub(crate) fn openai_parse<T: serde::de::DeserializeOwned>(body: Value) -> ApiRe
             invalid_param(&path, format!("{path}: {inner}"))
         }
     })
+}
+
+/// A request argument the route does not know, refused the way OpenAI refuses it.
+pub(crate) fn unknown_parameter(name: &str) -> ApiError {
+    let mut e = invalid_param(
+        name,
+        format!("Unrecognized request argument supplied: {name}"),
+    );
+    e.code = "unknown_parameter";
+    e
+}
+
+/// Refuses the first form field not in `known` (OpenAI's multipart routes are strict too).
+pub(crate) fn check_form_fields(form: &crate::extract::Form, known: &[&str]) -> ApiResult<()> {
+    match form
+        .fields
+        .iter()
+        .find(|(n, _)| !known.contains(&n.as_str()))
+    {
+        Some((name, _)) => Err(unknown_parameter(name)),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn invalid_param(param: &str, message: impl Into<String>) -> ApiError {
