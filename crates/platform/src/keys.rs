@@ -1,7 +1,9 @@
 //! API key generation, hashing and the capabilities of each key kind.
 
+use std::fmt;
+
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -55,7 +57,10 @@ impl KeyKind {
     }
 }
 
-/// The actions a route can require.
+/// The actions a route can require; a key's scopes are a subset of them.
+///
+/// Serialized as the scope string (`"catalog:read"`), which is also what operators and tenants
+/// write in a key's policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Capability {
     /// Read recommendations, similar and popular items.
@@ -85,6 +90,8 @@ pub enum Capability {
     ModelsSpeech,
     /// Call vision models (`/v1/images/classify`, item image labels).
     ModelsVision,
+    /// Read the tenant's usage and invoices.
+    UsageRead,
 }
 
 impl Capability {
@@ -103,7 +110,70 @@ impl Capability {
             Capability::ModelsChat => "models:chat",
             Capability::ModelsSpeech => "models:speech",
             Capability::ModelsVision => "models:vision",
+            Capability::UsageRead => "usage:read",
         }
+    }
+
+    /// Every capability, in declaration order.
+    pub const ALL: &'static [Capability] = &[
+        Capability::Recommend,
+        Capability::FeedbackWrite,
+        Capability::CatalogRead,
+        Capability::CatalogWrite,
+        Capability::UsersRead,
+        Capability::UsersWrite,
+        Capability::Train,
+        Capability::Experiments,
+        Capability::ManageKeys,
+        Capability::ModelsEmbeddings,
+        Capability::ModelsChat,
+        Capability::ModelsSpeech,
+        Capability::ModelsVision,
+        Capability::UsageRead,
+    ];
+
+    /// The capability whose scope string is `s` (exact, case-sensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Capability {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Capability {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScopeVisitor;
+
+        impl de::Visitor<'_> for ScopeVisitor {
+            type Value = Capability;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scope string such as \"recommend\"")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Capability, E> {
+                Capability::parse(s).ok_or_else(|| {
+                    let shown: String = s.chars().take(64).collect();
+                    let valid: Vec<&str> = Capability::ALL.iter().map(|c| c.as_str()).collect();
+                    E::custom(format!(
+                        "unknown scope `{shown}`; valid scopes are: {}",
+                        valid.join(", ")
+                    ))
+                })
+            }
+        }
+
+        deserializer.deserialize_str(ScopeVisitor)
     }
 }
 
@@ -210,5 +280,35 @@ mod tests {
         assert!(KeyKind::Secret.allows(Capability::CatalogWrite));
         assert!(!KeyKind::Secret.allows(Capability::ManageKeys));
         assert!(KeyKind::Admin.allows(Capability::ManageKeys));
+        assert!(KeyKind::Admin.allows(Capability::UsageRead));
+        assert!(KeyKind::Secret.allows(Capability::UsageRead));
+        assert!(!KeyKind::Publishable.allows(Capability::UsageRead));
+    }
+
+    #[test]
+    fn capabilities_round_trip_through_their_scope_strings() {
+        assert_eq!(Capability::ALL.len(), 14);
+        for &c in Capability::ALL {
+            assert_eq!(Capability::parse(c.as_str()), Some(c));
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.as_str()));
+            assert_eq!(serde_json::from_str::<Capability>(&json).unwrap(), c);
+        }
+        assert_eq!(Capability::parse("usage:read"), Some(Capability::UsageRead));
+        assert_eq!(Capability::parse("Recommend"), None);
+        assert_eq!(Capability::parse(""), None);
+    }
+
+    #[test]
+    fn unknown_scopes_fail_to_deserialize_naming_the_valid_ones() {
+        let err = serde_json::from_str::<Vec<Capability>>(r#"["recommend", "catalog:delete"]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown scope `catalog:delete`"), "{err}");
+        assert!(
+            err.contains("usage:read") && err.contains("feedback:write"),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<Capability>("3").is_err());
     }
 }
