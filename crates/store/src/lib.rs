@@ -5,14 +5,23 @@
 //! source of truth: the serving layer keeps an in-memory copy for speed, but a write is
 //! acknowledged only after this crate has committed it.
 //!
+//! The provider platform keeps its records here too: key policies and rotation, operator
+//! settings and tenant policies (`settings.rs`), the usage ledger billing is computed from
+//! (`usage.rs`), the audit log (`audit.rs`), and wrapped data keys and erasure records
+//! (`privacy.rs`). The ledger and the audit log are append-only in the database itself.
+//!
 //! One set of SQL serves both backends through sqlx's `Any` driver: SQLite (embedded, the default,
 //! in WAL mode) and PostgreSQL (for several stateless nodes on one database). The queries use only
 //! what both dialects share — `$n` placeholders, `INSERT … ON CONFLICT … DO UPDATE`, `RETURNING`,
 //! integers for booleans and timestamps (Unix milliseconds), JSON as text — and the schema has one
 //! variant per backend where the DDL differs.
 
+mod audit;
 mod migrations;
+mod privacy;
 mod rows;
+mod settings;
+mod usage;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -21,7 +30,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
+pub use audit::*;
 pub use rows::*;
+pub use usage::*;
 
 /// Which database is behind the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +54,9 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A query on the `Any` driver whose arguments are already encoded.
+pub(crate) type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Rows per multi-row `INSERT`: keeps each statement well under SQLite's 32,766 and PostgreSQL's
 /// 65,535 bound parameters while amortising the per-statement cost.
@@ -194,9 +208,15 @@ impl Store {
     // API keys
 
     pub async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<()> {
+        Self::insert_api_key_query(key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn insert_api_key_query(key: &ApiKeyRow) -> AnyQuery {
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, kind, name, prefix, hash, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, tenant_id, kind, name, prefix, hash, created_at, \
+             revoked_at, last_used_at, policy, expires_at, rotated_to) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&key.id)
         .bind(key.tenant_id)
@@ -206,13 +226,14 @@ impl Store {
         .bind(&key.hash)
         .bind(key.created_at)
         .bind(key.revoked_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .bind(key.last_used_at)
+        .bind(&key.policy)
+        .bind(key.expires_at)
+        .bind(&key.rotated_to)
     }
 
-    const KEY_COLUMNS: &'static str =
-        "id, tenant_id, kind, name, prefix, hash, created_at, revoked_at, last_used_at";
+    const KEY_COLUMNS: &'static str = "id, tenant_id, kind, name, prefix, hash, created_at, \
+        revoked_at, last_used_at, policy, expires_at, rotated_to";
 
     pub async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>> {
         let sql = format!("SELECT {} FROM api_keys WHERE hash = $1", Self::KEY_COLUMNS);
@@ -252,16 +273,74 @@ impl Store {
         rows.iter().map(ApiKeyRow::from_row).collect()
     }
 
-    /// Every key that is not revoked, for the in-memory key ring.
+    /// Every key that is neither revoked nor expired, for the in-memory key ring.
     pub async fn active_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
         let sql = format!(
-            "SELECT {} FROM api_keys WHERE revoked_at IS NULL",
+            "SELECT {} FROM api_keys WHERE revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $1)",
             Self::KEY_COLUMNS
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(now_ms())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(ApiKeyRow::from_row).collect()
+    }
+
+    /// Replaces the policy of a key that is not revoked; false if there is no such key.
+    pub async fn update_api_key_policy(&self, id: &str, policy: Option<&str>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET policy = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(policy)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Renames an un-revoked key; false if there is none with that id.
+    pub async fn rename_api_key(&self, id: &str, name: Option<&str>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE api_keys SET name = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(name)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Rotates a key in one transaction: the old key (present, not revoked, not rotated before)
+    /// keeps working until `old_expires_at` at the latest (an earlier expiry stays) and points to
+    /// its successor, and `new_key` is inserted. False, with nothing changed, when the old key is
+    /// missing, revoked or already rotated.
+    pub async fn rotate_api_key(
+        &self,
+        old_id: &str,
+        new_key: &ApiKeyRow,
+        old_expires_at: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET \
+             expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $1 \
+                 THEN expires_at ELSE $2 END, \
+             rotated_to = $3 \
+             WHERE id = $4 AND revoked_at IS NULL AND rotated_to IS NULL",
+        )
+        .bind(old_expires_at)
+        .bind(old_expires_at)
+        .bind(&new_key.id)
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::insert_api_key_query(new_key)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Returns whether a key was revoked by this call (false: unknown or already revoked).
@@ -431,7 +510,7 @@ impl Store {
                 q = q
                     .bind(tenant_id)
                     .bind(&user.id)
-                    .bind(user.attributes.to_string())
+                    .bind(&user.attributes)
                     .bind(user.updated_at)
                     .bind(user.updated_at);
             }
@@ -543,7 +622,7 @@ impl Store {
         Ok(())
     }
 
-    /// A user's feedback, newest first.
+    /// A user's feedback, newest first (see [`Store::user_feedback_all`] for every event).
     pub async fn user_feedback(
         &self,
         tenant_id: i64,
@@ -844,6 +923,57 @@ fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
     }
 }
 
+/// A `LIMIT` argument: `usize` values past `i64::MAX` mean "no limit" rather than wrapping.
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A value bound to a query whose conditions are chosen at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// `WHERE` conditions built at run time, with their placeholders numbered as they are added.
+#[derive(Debug, Default)]
+pub(crate) struct Conditions {
+    clauses: Vec<String>,
+    params: Vec<Param>,
+}
+
+impl Conditions {
+    /// Binds `value` and returns its placeholder (`$n`) for the next clause.
+    pub(crate) fn param(&mut self, value: Param) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    pub(crate) fn push(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+
+    /// ` WHERE a AND b`, or nothing when there is no condition.
+    pub(crate) fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+
+    /// Binds the values in placeholder order.
+    pub(crate) fn bind(&self, mut query: AnyQuery) -> AnyQuery {
+        for value in &self.params {
+            query = match value {
+                Param::Int(v) => query.bind(*v),
+                Param::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
 fn json_text(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
@@ -869,6 +999,24 @@ mod tests {
         let mut sql = String::new();
         push_placeholders(&mut sql, 2, 3);
         assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
+    }
+
+    #[test]
+    fn conditions_number_their_placeholders_in_order() {
+        let mut c = Conditions::default();
+        assert_eq!(c.where_sql(), "");
+        let a = c.param(Param::Int(3));
+        c.push(format!("x = {a}"));
+        let b = c.param(Param::Text("k".into()));
+        c.push(format!("y > {b}"));
+        assert_eq!(c.where_sql(), " WHERE x = $1 AND y > $2");
+        assert_eq!(c.params, vec![Param::Int(3), Param::Text("k".into())]);
+    }
+
+    #[test]
+    fn limits_past_i64_do_not_wrap() {
+        assert_eq!(sql_limit(10), 10);
+        assert_eq!(sql_limit(usize::MAX), i64::MAX);
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Schema migrations, run at every start.
 //!
 //! Each migration has a SQLite and a PostgreSQL form (the DDL is where the dialects differ) and
-//! runs once, recorded in `schema_migrations`. Never edit a released migration: add one.
+//! runs once, in one transaction, recorded in `schema_migrations`. Never edit a released
+//! migration: add one.
+//!
+//! Migrations 1–3 are scripts split on `;`. Trigger and function bodies contain `;` themselves, so
+//! later migrations may list their statements one by one instead ([`Ddl::Statements`]); how a
+//! released script runs never changes.
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -10,8 +15,29 @@ use crate::{Backend, Result, Store};
 struct Migration {
     version: i64,
     name: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
+    sqlite: &'static [Ddl],
+    postgres: &'static [Ddl],
+}
+
+/// Statements of a migration for one backend; a migration runs its parts in order.
+enum Ddl {
+    /// Statements separated by `;` (none may contain a `;` of its own).
+    Script(&'static str),
+    /// Statements run one by one as written, for bodies that contain `;`.
+    Statements(&'static [&'static str]),
+}
+
+impl Ddl {
+    fn statements(&self) -> Vec<&'static str> {
+        match self {
+            Ddl::Script(script) => script
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            Ddl::Statements(list) => list.iter().map(|s| s.trim()).collect(),
+        }
+    }
 }
 
 /// Plain DDL that both dialects accept.
@@ -45,11 +71,155 @@ CREATE TABLE experiment_outcomes (
 CREATE INDEX experiment_outcomes_by_experiment ON experiment_outcomes (tenant_id, experiment_id, variant);
 ";
 
+/// The columns of a usage row after its id, shared by `usage_ledger` and `usage_pending`.
+macro_rules! usage_columns {
+    () => {
+        "
+    tenant_id BIGINT NOT NULL,
+    key_id TEXT,
+    route TEXT NOT NULL,
+    model TEXT,
+    u_recommendations BIGINT NOT NULL DEFAULT 0,
+    u_input_tokens BIGINT NOT NULL DEFAULT 0,
+    u_output_tokens BIGINT NOT NULL DEFAULT 0,
+    u_embedding_tokens BIGINT NOT NULL DEFAULT 0,
+    u_tts_characters BIGINT NOT NULL DEFAULT 0,
+    u_images BIGINT NOT NULL DEFAULT 0,
+    u_audio_ms BIGINT NOT NULL DEFAULT 0,
+    cost_nanos BIGINT NOT NULL,
+    currency TEXT NOT NULL,
+    latency_ms BIGINT NOT NULL,
+    status BIGINT NOT NULL,
+    request_id TEXT,
+    at BIGINT NOT NULL
+"
+    };
+}
+
+/// The columns of an audit entry after its id.
+macro_rules! audit_columns {
+    () => {
+        "
+    tenant_id BIGINT,
+    key_id TEXT,
+    action TEXT NOT NULL,
+    target TEXT,
+    detail TEXT,
+    remote TEXT,
+    at BIGINT NOT NULL
+"
+    };
+}
+
+/// Migration 4, the part both dialects accept: key policies, expiry and rotation; operator
+/// settings; tenant policies; wrapped per-tenant data keys; the record of user erasures (a keyed
+/// hash of the user, never the id); and the indexes of the backend-specific tables, which run
+/// first.
+const PROVIDER_PLATFORM_COMMON: &str = "
+ALTER TABLE api_keys ADD COLUMN policy TEXT;
+ALTER TABLE api_keys ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN rotated_to TEXT;
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE tenant_policies (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+    policy TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE tenant_data_keys (
+    tenant_id BIGINT PRIMARY KEY REFERENCES tenants(id),
+    master_id TEXT NOT NULL,
+    wrapped TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE user_erasures (
+    tenant_id BIGINT NOT NULL,
+    user_hash TEXT NOT NULL,
+    key_id TEXT,
+    events_deleted BIGINT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX user_erasures_by_tenant ON user_erasures (tenant_id, at);
+CREATE INDEX usage_ledger_by_tenant ON usage_ledger (tenant_id, at);
+CREATE INDEX usage_ledger_by_time ON usage_ledger (at);
+CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, id);
+";
+
+/// Migration 4 on SQLite: the usage ledger, the reservations of running requests and the audit
+/// log, created before [`PROVIDER_PLATFORM_COMMON`] indexes them.
+///
+/// The ledger and the audit log are evidence (what a tenant is billed, who did what), so the
+/// database itself refuses UPDATE and DELETE on them: a bug or a stray query in the service cannot
+/// rewrite history.
+const PROVIDER_PLATFORM_SQLITE: &[&str] = &[
+    concat!(
+        "CREATE TABLE usage_ledger (\n    id TEXT PRIMARY KEY,",
+        usage_columns!(),
+        ")"
+    ),
+    concat!(
+        "CREATE TABLE usage_pending (\n    id TEXT PRIMARY KEY,",
+        usage_columns!(),
+        ")"
+    ),
+    concat!(
+        "CREATE TABLE audit_log (\n    id INTEGER PRIMARY KEY AUTOINCREMENT,",
+        audit_columns!(),
+        ")"
+    ),
+    "CREATE TRIGGER usage_ledger_no_update BEFORE UPDATE ON usage_ledger
+BEGIN SELECT RAISE(ABORT, 'usage_ledger is append-only'); END",
+    "CREATE TRIGGER usage_ledger_no_delete BEFORE DELETE ON usage_ledger
+BEGIN SELECT RAISE(ABORT, 'usage_ledger is append-only'); END",
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+];
+
+/// Migration 4 on PostgreSQL: as [`PROVIDER_PLATFORM_SQLITE`]. Ledger ids sort bytewise
+/// (`COLLATE "C"`) as on SQLite, so pages follow the same order on both backends; TRUNCATE is
+/// refused too, since a row trigger does not see it.
+const PROVIDER_PLATFORM_POSTGRES: &[&str] = &[
+    concat!(
+        "CREATE TABLE usage_ledger (\n    id TEXT COLLATE \"C\" PRIMARY KEY,",
+        usage_columns!(),
+        ")"
+    ),
+    concat!(
+        "CREATE TABLE usage_pending (\n    id TEXT COLLATE \"C\" PRIMARY KEY,",
+        usage_columns!(),
+        ")"
+    ),
+    concat!(
+        "CREATE TABLE audit_log (\n    id BIGSERIAL PRIMARY KEY,",
+        audit_columns!(),
+        ")"
+    ),
+    "CREATE FUNCTION marquee_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
+END
+$$",
+    "CREATE TRIGGER usage_ledger_append_only BEFORE UPDATE OR DELETE ON usage_ledger
+FOR EACH ROW EXECUTE FUNCTION marquee_refuse_change()",
+    "CREATE TRIGGER usage_ledger_no_truncate BEFORE TRUNCATE ON usage_ledger
+FOR EACH STATEMENT EXECUTE FUNCTION marquee_refuse_change()",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+FOR EACH ROW EXECUTE FUNCTION marquee_refuse_change()",
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+FOR EACH STATEMENT EXECUTE FUNCTION marquee_refuse_change()",
+];
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial schema",
-        sqlite: "
+        sqlite: &[Ddl::Script(
+            "
 CREATE TABLE tenants (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -113,7 +283,9 @@ CREATE TABLE model_versions (
     PRIMARY KEY (tenant_id, version)
 );
 ",
-        postgres: r#"
+        )],
+        postgres: &[Ddl::Script(
+            r#"
 CREATE TABLE tenants (
     id BIGSERIAL PRIMARY KEY,
     name TEXT COLLATE "C" NOT NULL UNIQUE,
@@ -177,17 +349,19 @@ CREATE TABLE model_versions (
     PRIMARY KEY (tenant_id, version)
 );
 "#,
+        )],
     },
     Migration {
         version: 2,
         name: "experiments",
-        sqlite: EXPERIMENTS,
-        postgres: EXPERIMENTS,
+        sqlite: &[Ddl::Script(EXPERIMENTS)],
+        postgres: &[Ddl::Script(EXPERIMENTS)],
     },
     Migration {
         version: 3,
         name: "item embeddings",
-        sqlite: "
+        sqlite: &[Ddl::Script(
+            "
 CREATE TABLE item_embeddings (
     tenant_id BIGINT NOT NULL REFERENCES tenants(id),
     model TEXT NOT NULL,
@@ -196,7 +370,9 @@ CREATE TABLE item_embeddings (
     vector BLOB NOT NULL,
     PRIMARY KEY (tenant_id, model, item_id)
 );",
-        postgres: "
+        )],
+        postgres: &[Ddl::Script(
+            "
 CREATE TABLE item_embeddings (
     tenant_id BIGINT NOT NULL REFERENCES tenants(id),
     model TEXT NOT NULL,
@@ -205,6 +381,19 @@ CREATE TABLE item_embeddings (
     vector BYTEA NOT NULL,
     PRIMARY KEY (tenant_id, model, item_id)
 );",
+        )],
+    },
+    Migration {
+        version: 4,
+        name: "provider platform",
+        sqlite: &[
+            Ddl::Statements(PROVIDER_PLATFORM_SQLITE),
+            Ddl::Script(PROVIDER_PLATFORM_COMMON),
+        ],
+        postgres: &[
+            Ddl::Statements(PROVIDER_PLATFORM_POSTGRES),
+            Ddl::Script(PROVIDER_PLATFORM_COMMON),
+        ],
     },
 ];
 
@@ -223,11 +412,11 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         .collect::<std::result::Result<_, _>>()?;
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let ddl = match store.backend() {
-            Backend::Sqlite => m.sqlite,
-            Backend::Postgres => m.postgres,
+            Backend::Sqlite => &m.sqlite,
+            Backend::Postgres => &m.postgres,
         };
         let mut tx = pool.begin().await?;
-        for statement in ddl.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        for statement in ddl.iter().flat_map(Ddl::statements) {
             sqlx::query(AssertSqlSafe(statement))
                 .execute(&mut *tx)
                 .await?;
@@ -248,4 +437,45 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_up_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn released_scripts_split_on_semicolons_as_before() {
+        let initial: Vec<&str> = MIGRATIONS[0]
+            .sqlite
+            .iter()
+            .flat_map(Ddl::statements)
+            .collect();
+        assert_eq!(initial.len(), 7);
+        assert!(initial[0].starts_with("CREATE TABLE tenants"));
+        assert!(initial[6].ends_with(')'));
+    }
+
+    #[test]
+    fn trigger_bodies_run_whole() {
+        for ddl in [MIGRATIONS[3].sqlite, MIGRATIONS[3].postgres] {
+            let statements: Vec<&str> = ddl.iter().flat_map(Ddl::statements).collect();
+            let triggers: Vec<&&str> = statements
+                .iter()
+                .filter(|s| s.starts_with("CREATE TRIGGER"))
+                .collect();
+            assert!(triggers.len() >= 4);
+            assert!(
+                triggers
+                    .iter()
+                    .all(|t| t.ends_with("END") || t.ends_with("marquee_refuse_change()"))
+            );
+        }
+    }
 }

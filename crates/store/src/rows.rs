@@ -43,6 +43,13 @@ pub struct ApiKeyRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// What the key may do and how much (scopes, rate limits, quotas), as JSON chosen by the
+    /// platform; `None`: the defaults of its kind.
+    pub policy: Option<String>,
+    /// Unix milliseconds after which the key no longer authenticates; `None`: never.
+    pub expires_at: Option<i64>,
+    /// The id of the key that replaced this one by rotation.
+    pub rotated_to: Option<String>,
 }
 
 impl ApiKeyRow {
@@ -57,6 +64,9 @@ impl ApiKeyRow {
             created_at: r.try_get("created_at")?,
             revoked_at: r.try_get("revoked_at")?,
             last_used_at: r.try_get("last_used_at")?,
+            policy: r.try_get("policy")?,
+            expires_at: r.try_get("expires_at")?,
+            rotated_to: r.try_get("rotated_to")?,
         })
     }
 }
@@ -98,8 +108,9 @@ impl ItemRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct UserRow {
     pub id: String,
-    /// A JSON object of the tenant's own fields.
-    pub attributes: Value,
+    /// The tenant's own fields as stored: a JSON object, or its ciphertext when encryption at
+    /// rest is on. The store keeps the text as it is and never parses it.
+    pub attributes: String,
     pub updated_at: i64,
 }
 
@@ -107,7 +118,7 @@ impl UserRow {
     pub(crate) fn from_row(r: &AnyRow) -> Result<Self> {
         Ok(UserRow {
             id: r.try_get("id")?,
-            attributes: json_value(r.try_get("attributes")?)?,
+            attributes: r.try_get("attributes")?,
             updated_at: r.try_get("updated_at")?,
         })
     }
