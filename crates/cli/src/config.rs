@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use marquee_core::{Service, ServiceConfig, marquee_store::Store};
+use marquee_platform::{MasterKey, MasterKeys};
 use serde::Deserialize;
 
 /// Options every store-using subcommand takes.
@@ -32,6 +33,95 @@ pub struct StoreArgs {
 
 pub const DEFAULT_DATA_DIR: &str = "marquee-data";
 
+/// Where the master key comes from. It seals the tenants' data keys, which seal user data at
+/// rest; it must never be stored beside the data (a copy of the database alone must reveal
+/// nothing), so it is read from a file or the environment.
+#[derive(Args, Clone, Debug, Default)]
+pub struct MasterKeyArgs {
+    /// File holding the master key (32 bytes, or their hex or base64). Default:
+    /// `$XDG_CONFIG_HOME/marquee/master.key` (`~/.config/…`), created at first start.
+    /// `MARQUEE_MASTER_KEY` (the key itself, base64 or hex) takes precedence over the file.
+    #[arg(long, env = "MARQUEE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// A previous master key still accepted while a rotation completes (see
+    /// `marquee keys rotate-master`).
+    #[arg(long, env = "MARQUEE_PREVIOUS_MASTER_KEY_FILE", value_name = "FILE")]
+    pub previous_master_key_file: Option<PathBuf>,
+}
+
+/// The default master key file: in the user's configuration directory, apart from the data.
+pub fn default_master_key_file() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("marquee").join("master.key")
+}
+
+/// Writes a new master key to `path` (readable by its owner only); fails if the file exists.
+pub fn write_new_master_key(path: &Path) -> anyhow::Result<MasterKey> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = MasterKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    use std::io::Write;
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
+    writeln!(f, "{}", key.to_base64())?;
+    f.sync_all()?;
+    Ok(key)
+}
+
+impl MasterKeyArgs {
+    /// The master keys: from `MARQUEE_MASTER_KEY`, the given file, the configuration file's
+    /// `master_key_file`, or the default file — created there with a new key when `create` and
+    /// no key exists yet.
+    pub fn load(&self, file: &FileConfig, create: bool) -> anyhow::Result<MasterKeys> {
+        let current = if let Some(value) = std::env::var("MARQUEE_MASTER_KEY")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            MasterKey::from_material(value.as_bytes())
+                .map_err(|e| anyhow::anyhow!("MARQUEE_MASTER_KEY: {e}"))?
+        } else {
+            let path = self
+                .master_key_file
+                .clone()
+                .or_else(|| file.master_key_file.clone())
+                .unwrap_or_else(default_master_key_file);
+            if !path.exists() && create {
+                let key = write_new_master_key(&path)?;
+                tracing::warn!(
+                    file = %path.display(),
+                    "generated a master key for user data at rest; back it up: without it the \
+                     encrypted user attributes cannot be read"
+                );
+                key
+            } else {
+                MasterKey::from_file(&path)
+                    .map_err(|e| anyhow::anyhow!("master key {}: {e}", path.display()))?
+            }
+        };
+        let mut keys = MasterKeys::new(current);
+        if let Some(previous) = &self.previous_master_key_file {
+            keys.previous.push(
+                MasterKey::from_file(previous)
+                    .map_err(|e| anyhow::anyhow!("master key {}: {e}", previous.display()))?,
+            );
+        }
+        Ok(keys)
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +135,12 @@ pub struct FileConfig {
     pub public_tenant: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// PEM certificate chain for HTTPS (with `tls_key`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (with `tls_cert`).
+    pub tls_key: Option<PathBuf>,
+    /// Extra plain-HTTP listener serving only `GET /metrics`, without a key.
+    pub metrics_listen: Option<String>,
     #[serde(default)]
     pub service: Option<ServiceConfig>,
     /// Where model weights are (`marquee models pull` puts them there).
@@ -52,6 +148,8 @@ pub struct FileConfig {
     /// Admission limits of the loaded models.
     #[serde(default)]
     pub models: Option<marquee_models::runtime::RuntimeConfig>,
+    /// File holding the master key that seals user data at rest (see `--master-key-file`).
+    pub master_key_file: Option<PathBuf>,
     /// Models served by upstream OpenAI-compatible engines (`[[upstream]]` tables).
     #[serde(default)]
     pub upstream: Vec<marquee_server::upstream::UpstreamModel>,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use marquee_platform::{Capability, KeyKind, hash_secret, looks_like_key};
+use marquee_platform::{Capability, KeyKind, KeyPolicy, hash_secret, looks_like_key};
 use marquee_store::{ApiKeyRow, Store};
 use parking_lot::{Mutex, RwLock};
 use subtle::ConstantTimeEq;
@@ -23,17 +23,37 @@ pub struct KeyEntry {
     pub id: String,
     pub tenant_id: Option<i64>,
     pub kind: KeyKind,
+    pub policy: Arc<KeyPolicy>,
+    /// Unix ms after which the key no longer works (set by expiry or by rotation's grace).
+    pub expires_at: Option<i64>,
     hash: String,
 }
 
 impl KeyEntry {
+    /// `None` for a row this version cannot read — such a key does not work (fail closed).
     fn from_row(row: &ApiKeyRow) -> Option<Self> {
+        let policy = match row.policy.as_deref() {
+            None => KeyPolicy::default(),
+            Some(text) => match serde_json::from_str(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(key = %row.id, error = %e, "unreadable key policy: the key is disabled");
+                    return None;
+                }
+            },
+        };
         Some(KeyEntry {
             id: row.id.clone(),
             tenant_id: row.tenant_id,
             kind: KeyKind::parse(&row.kind)?,
+            policy: Arc::new(policy),
+            expires_at: row.expires_at,
             hash: row.hash.clone(),
         })
+    }
+
+    fn expired(&self, now_ms: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
     }
 }
 
@@ -95,7 +115,10 @@ impl KeyRing {
                     unknown.remove(&hash);
                 }
                 let row = store.api_key_by_hash(&hash).await.ok().flatten();
-                match row.filter(|r| r.revoked_at.is_none()) {
+                let now = marquee_store::now_ms();
+                match row
+                    .filter(|r| r.revoked_at.is_none() && r.expires_at.is_none_or(|at| at > now))
+                {
                     Some(row) => {
                         self.insert(&row);
                         Arc::new(KeyEntry::from_row(&row)?)
@@ -115,6 +138,9 @@ impl KeyRing {
         if !bool::from(entry.hash.as_bytes().ct_eq(hash.as_bytes())) {
             return None;
         }
+        if entry.expired(marquee_store::now_ms()) {
+            return None;
+        }
         self.used.lock().push(entry.id.clone());
         Some(entry)
     }
@@ -126,6 +152,18 @@ impl KeyRing {
         ids.dedup();
         ids
     }
+}
+
+/// Where a request came from and which route it took: for the usage ledger and the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// The route's pattern (`/v1/recommend/{user_id}`), never the raw path (which may carry
+    /// user ids); for calls that do not come over HTTP, what made them (`cli`).
+    pub route: String,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// The peer address.
+    pub remote: Option<String>,
 }
 
 /// How a request is authorised.
@@ -145,26 +183,46 @@ pub struct Caller {
     pub access: Access,
     /// `None` only for the operator's admin keys.
     pub tenant: Option<Arc<TenantState>>,
+    /// What the key may do beyond its kind's rules: scopes, models, origins, limits, budget.
+    pub policy: Arc<KeyPolicy>,
+    pub meta: Arc<RequestMeta>,
 }
 
 impl Caller {
     pub fn allows(&self, capability: Capability) -> bool {
         match &self.access {
-            Access::Key { kind, .. } => kind.allows(capability),
+            Access::Key { kind, .. } => self.policy.allows(*kind, capability),
             Access::Public => capability == Capability::Recommend,
         }
     }
 
     /// Ok if the caller may do `capability`; a keyless caller is told to bring a key (401), a
-    /// key without the capability is refused (403).
+    /// key without the capability is refused (403, naming the missing scope).
     pub fn require(&self, capability: Capability) -> Result<(), ServiceError> {
         if self.allows(capability) {
             return Ok(());
         }
         Err(match self.access {
             Access::Public => ServiceError::Unauthorized,
-            Access::Key { .. } => ServiceError::Forbidden(capability.as_str()),
+            Access::Key { .. } => ServiceError::MissingScope(capability.as_str()),
         })
+    }
+
+    /// Ok if the key may use `model` (403 otherwise).
+    pub fn require_model(&self, model: &str) -> Result<(), ServiceError> {
+        if self.policy.allows_model(model) {
+            Ok(())
+        } else {
+            Err(ServiceError::ModelNotAllowed(model.to_string()))
+        }
+    }
+
+    /// The kind of key, if one was presented.
+    pub fn kind(&self) -> Option<KeyKind> {
+        match &self.access {
+            Access::Key { kind, .. } => Some(*kind),
+            Access::Public => None,
+        }
     }
 
     /// The caller's tenant, if it may do `capability` there.

@@ -20,6 +20,31 @@ pub enum ServiceError {
     Unauthorized,
     #[error("this key may not {0}")]
     Forbidden(&'static str),
+    /// The key lacks a capability scope.
+    #[error("this key lacks the scope `{0}`")]
+    MissingScope(&'static str),
+    /// The key is restricted to other models.
+    #[error("this key may not use the model `{0}`")]
+    ModelNotAllowed(String),
+    /// A publishable key used from a web origin it does not list.
+    #[error("this key may not be used from the origin {0:?}")]
+    OriginNotAllowed(String),
+    /// Over a rate limit (`what`: requests, tokens or concurrency).
+    #[error("rate limit reached for {what}; retry after {retry:?}", retry = decision.retry_after)]
+    RateLimited {
+        what: &'static str,
+        decision: marquee_platform::RateDecision,
+    },
+    /// A quota or budget of the period is used up (`code`: quota_exceeded, budget_exceeded).
+    #[error("{message}")]
+    QuotaExceeded {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The usage ledger cannot be written: billable requests are refused, never served free.
+    #[error("usage cannot be recorded right now; the request was not served")]
+    LedgerUnavailable,
     #[error("{0}")]
     Unavailable(String),
     #[error("storage failed: {0}")]
@@ -55,6 +80,12 @@ impl ServiceError {
             ServiceError::Conflict(_) => "conflict",
             ServiceError::Unauthorized => "unauthorized",
             ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::MissingScope(_) => "missing_scope",
+            ServiceError::ModelNotAllowed(_) => "model_not_allowed",
+            ServiceError::OriginNotAllowed(_) => "origin_not_allowed",
+            ServiceError::RateLimited { .. } => "rate_limit_exceeded",
+            ServiceError::QuotaExceeded { code, .. } => code,
+            ServiceError::LedgerUnavailable => "ledger_unavailable",
             ServiceError::Unavailable(_) => "unavailable",
             ServiceError::Store(_) | ServiceError::Internal(_) => "internal_error",
             ServiceError::Model(e) => e.code(),

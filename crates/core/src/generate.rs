@@ -59,12 +59,16 @@ pub struct CopyDraft {
     pub model: String,
     pub stored: bool,
     pub usage: Value,
+    /// What the draft cost (for the answer's headers); `None` for operator keys.
+    #[serde(skip)]
+    pub settlement: Option<crate::metering::Settlement>,
 }
 
 impl Service {
     /// Drafts a tagline or synopsis for an item from its metadata.
     pub async fn draft_copy(
         &self,
+        caller: &crate::Caller,
         tenant: &TenantState,
         item_id: &str,
         request: &CopyRequest,
@@ -134,8 +138,14 @@ impl Service {
                 content: format!("{}\n\n{instruction}", facts.join("\n")),
             },
         ];
+        caller.require_model(chat.name())?;
         let max_tokens = request.max_tokens.unwrap_or(default_tokens);
         let prompt = chat.prepare(&messages, Some(max_tokens))?;
+        let charge = self.charge(
+            caller,
+            Some(chat.name()),
+            crate::metering::generation_units(prompt.len(), max_tokens),
+        )?;
         let params = GenerationParams {
             max_tokens: Some(max_tokens),
             temperature: request.temperature.unwrap_or(0.0),
@@ -143,6 +153,16 @@ impl Service {
             ..Default::default()
         };
         let g = chat.complete(prompt, params).await?;
+        let settlement = match charge {
+            Some(c) => Some(
+                c.settle(
+                    crate::metering::generation_units(g.prompt_tokens, g.completion_tokens),
+                    200,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let text = g.text.trim().trim_matches('"').trim().to_string();
         if request.store && !text.is_empty() {
             self.set_item_metadata(
@@ -164,6 +184,7 @@ impl Service {
                 "completion_tokens": g.completion_tokens,
                 "total_tokens": g.prompt_tokens + g.completion_tokens,
             }),
+            settlement,
         })
     }
 }

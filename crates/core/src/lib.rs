@@ -5,7 +5,9 @@
 //! recommendation queries from memory, and trains models in the background. It knows nothing
 //! of HTTP — routes parse, call one method here, and serialize.
 
+pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -14,12 +16,15 @@ pub mod filter;
 pub mod generate;
 pub mod image_labels;
 pub mod import;
+pub mod metering;
+pub mod privacy;
 mod recommend;
 pub mod semantic;
 pub mod snapshots;
 pub mod state;
 mod training;
 pub mod types;
+pub mod usage;
 mod writes;
 
 use std::collections::HashMap;
@@ -28,12 +33,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use marquee_platform::{Capability, GeneratedKey, KeyKind};
+use marquee_platform::{GeneratedKey, KeyKind};
 use marquee_store::{Store, Tenant};
 use parking_lot::RwLock;
 use tokio::sync::Semaphore;
 
-pub use auth::{Access, Caller};
+pub use access::Admitted;
+pub use admin::{KeySpec, KeyUpdate};
+pub use auth::{Access, Caller, RequestMeta};
 pub use config::ServiceConfig;
 pub use error::ServiceError;
 pub use marquee_models::{self, ModelError};
@@ -71,6 +78,13 @@ pub struct Service {
     models: arc_swap::ArcSwap<marquee_models::Runtime>,
     /// Wakes the item embedder after catalogue writes.
     embed_wakeup: tokio::sync::Notify,
+    /// Request-rate, concurrency and token buckets of keys and tenants.
+    limiter: Arc<marquee_platform::RateLimiter>,
+    tenant_policies: access::TenantPolicies,
+    /// Prices, budgets and quotas, and the usage ledger's writer.
+    meter: Arc<metering::Meter>,
+    /// Sealing of user data at rest.
+    crypto: privacy::Crypto,
 }
 
 impl Service {
@@ -110,6 +124,8 @@ impl Service {
         snapshot_dir: Option<PathBuf>,
         serving: bool,
     ) -> Result<Arc<Self>, ServiceError> {
+        let limiter = Arc::new(marquee_platform::RateLimiter::default());
+        let meter = metering::Meter::start(store.clone(), Arc::clone(&limiter));
         let service = Arc::new(Service {
             store,
             config,
@@ -121,8 +137,18 @@ impl Service {
             serving,
             models: arc_swap::ArcSwap::from_pointee(marquee_models::Runtime::empty()),
             embed_wakeup: tokio::sync::Notify::new(),
+            limiter,
+            tenant_policies: access::TenantPolicies::default(),
+            meter,
+            crypto: privacy::Crypto::default(),
         });
         service.keys.refresh(&service.store).await?;
+        service.tenant_policies.refresh(&service.store).await?;
+        service.meter.load_prices(&service.store).await?;
+        if serving {
+            service.meter.settle_stale(&service.store).await?;
+            service.meter.seed(&service.store).await?;
+        }
         Ok(service)
     }
 
@@ -332,7 +358,11 @@ impl Service {
 
     /// Resolves the secret presented with a request. `None` (no key given) resolves to the
     /// published tenant, if there is one, for read-only recommend routes.
-    pub async fn authenticate(&self, secret: Option<&str>) -> Result<Caller, ServiceError> {
+    pub async fn authenticate(
+        &self,
+        secret: Option<&str>,
+        meta: Arc<RequestMeta>,
+    ) -> Result<Caller, ServiceError> {
         let Some(secret) = secret else {
             let public = self.public_tenant.read().clone();
             let tenant = public.and_then(|name| self.tenant_by_name(&name));
@@ -340,6 +370,8 @@ impl Service {
                 Some(t) => Ok(Caller {
                     access: Access::Public,
                     tenant: Some(t),
+                    policy: Default::default(),
+                    meta,
                 }),
                 None => Err(ServiceError::Unauthorized),
             };
@@ -370,19 +402,9 @@ impl Service {
                 kind: key.kind,
             },
             tenant,
+            policy: Arc::clone(&key.policy),
+            meta,
         })
-    }
-
-    /// Creates a key. `tenant` is required except for operator admin keys.
-    pub async fn create_key(
-        &self,
-        tenant: Option<&str>,
-        kind: KeyKind,
-        name: Option<String>,
-    ) -> Result<CreatedKey, ServiceError> {
-        let (created, row) = admin::create_key(&self.store, tenant, kind, name).await?;
-        self.keys.insert(&row);
-        Ok(created)
     }
 
     /// Makes sure the operator can get in: registers `MARQUEE_ADMIN_KEY` if given, otherwise
@@ -438,36 +460,6 @@ impl Service {
         Ok(AdminKeySetup::Generated(generated.secret))
     }
 
-    pub async fn list_keys(&self, tenant: Option<&str>) -> Result<Vec<KeyInfo>, ServiceError> {
-        admin::list_keys(&self.store, tenant).await
-    }
-
-    /// Revokes a key the caller may manage: the operator any key, a tenant admin its tenant's.
-    pub async fn revoke_key(&self, caller: &Caller, key_id: &str) -> Result<(), ServiceError> {
-        let row = self
-            .store
-            .api_key_by_id(key_id)
-            .await?
-            .ok_or_else(|| ServiceError::not_found("key", key_id))?;
-        let allowed = caller.is_operator()
-            || (caller.allows(Capability::ManageKeys)
-                && caller.tenant.as_ref().map(|t| t.id) == row.tenant_id
-                && row.tenant_id.is_some());
-        if !allowed {
-            return Err(ServiceError::not_found("key", key_id));
-        }
-        admin::revoke_key(&self.store, key_id).await?;
-        self.keys.remove_id(key_id);
-        Ok(())
-    }
-
-    /// Whether `caller` may manage the keys of tenant `name`.
-    pub fn may_manage_tenant(&self, caller: &Caller, name: &str) -> bool {
-        caller.is_operator()
-            || (caller.allows(Capability::ManageKeys)
-                && caller.tenant.as_ref().is_some_and(|t| t.name == name))
-    }
-
     // ------------------------------------------------------------------------------------
     // Background work
 
@@ -496,6 +488,9 @@ impl Service {
 
     async fn poll_once(self: &Arc<Self>) -> Result<(), ServiceError> {
         self.keys.refresh(&self.store).await?;
+        self.tenant_policies.refresh(&self.store).await?;
+        self.meter.load_prices(&self.store).await?;
+        self.meter.settle_stale(&self.store).await?;
         let used = self.keys.take_used();
         if !used.is_empty() {
             self.store

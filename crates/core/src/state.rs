@@ -283,6 +283,9 @@ pub struct TenantState {
     /// Serializes writes: store commit, then memory update, in one order.
     pub write_lock: tokio::sync::Mutex<()>,
     pub events_since_training: AtomicU64,
+    /// Set by a user's erasure: retrain so the model loses their influence, however few
+    /// events changed.
+    pub retrain_requested: AtomicBool,
     /// The configuration retrains use (tuned, asked for, or the loaded model's); the
     /// engine's default for the data when none.
     pub preferred_config: Mutex<Option<recsys::AlgorithmConfig>>,
@@ -310,6 +313,7 @@ impl TenantState {
             variant_models: RwLock::default(),
             write_lock: tokio::sync::Mutex::new(()),
             events_since_training: AtomicU64::new(0),
+            retrain_requested: AtomicBool::new(false),
             preferred_config: Mutex::new(None),
             tuned: AtomicBool::new(false),
             training: AtomicBool::new(false),

@@ -71,6 +71,9 @@ impl Service {
         }
         let new = tenant.events_since_training.load(Ordering::Acquire);
         let model = tenant.model.load();
+        if model.is_some() && tenant.retrain_requested.load(Ordering::Acquire) {
+            return true;
+        }
         match model.as_ref() {
             None => {
                 // Don't retry a failed training until something changed.
@@ -160,6 +163,8 @@ impl Service {
         let _guard = TrainingGuard(tenant.clone());
         let _slot = self.training_slot().await?;
         let events_at_start = tenant.events_since_training.load(Ordering::Acquire);
+        // Erasures from here on ask for another retrain; earlier ones are in this one's data.
+        tenant.retrain_requested.store(false, Ordering::Release);
         let item_ids: Vec<String> = tenant
             .catalog
             .read()

@@ -311,6 +311,12 @@ pub struct KeyInfo {
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// When the key stops working (expiry, or the end of a rotation's grace period).
+    pub expires_at: Option<Timestamp>,
+    /// The key that replaced this one in a rotation.
+    pub rotated_to: Option<String>,
+    /// Scopes, models, origins, limits, quotas and budget (absent fields: no restriction).
+    pub policy: marquee_platform::KeyPolicy,
 }
 
 /// A key as returned once at creation, secret included.

@@ -142,17 +142,6 @@ fn item_to_row(item: &Item) -> ItemRow {
     }
 }
 
-fn user_from_row(row: UserRow) -> User {
-    User {
-        id: row.id,
-        attributes: match row.attributes {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        },
-        updated_at: Timestamp(row.updated_at),
-    }
-}
-
 fn check_text(field: &str, text: &str) -> Result<(), ServiceError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(ServiceError::invalid(
@@ -529,12 +518,12 @@ impl Service {
     ) -> Result<User, ServiceError> {
         validate_id("user_id", id)?;
         let _guard = tenant.write_lock.lock().await;
-        let mut user = self
+        let row = self
             .store
             .get_user(tenant.id, id)
             .await?
-            .map(user_from_row)
             .ok_or_else(|| ServiceError::not_found("user", id))?;
+        let mut user = self.open_user(tenant.id, row).await?;
         for (k, v) in attributes {
             if v.is_null() {
                 user.attributes.remove(&k);
@@ -544,15 +533,17 @@ impl Service {
         }
         check_object("attributes", &user.attributes)?;
         user.updated_at = Timestamp::now();
-        self.store
-            .upsert_users(tenant.id, &[user_row(&user)])
-            .await?;
+        let row = self.seal_user(tenant.id, &user).await?;
+        self.store.upsert_users(tenant.id, &[row]).await?;
         tenant.users.write().ensure(id);
         Ok(user)
     }
 
     async fn write_users(&self, tenant: &Tenant, users: &[User]) -> Result<(), ServiceError> {
-        let rows: Vec<UserRow> = users.iter().map(user_row).collect();
+        let mut rows: Vec<UserRow> = Vec::with_capacity(users.len());
+        for user in users {
+            rows.push(self.seal_user(tenant.id, user).await?);
+        }
         let _guard = tenant.write_lock.lock().await;
         self.store.upsert_users(tenant.id, &rows).await?;
         let mut mem = tenant.users.write();
@@ -564,11 +555,12 @@ impl Service {
 
     pub async fn get_user(&self, tenant: &Tenant, id: &str) -> Result<User, ServiceError> {
         validate_id("user_id", id)?;
-        self.store
+        let row = self
+            .store
             .get_user(tenant.id, id)
             .await?
-            .map(user_from_row)
-            .ok_or_else(|| ServiceError::not_found("user", id))
+            .ok_or_else(|| ServiceError::not_found("user", id))?;
+        self.open_user(tenant.id, row).await
     }
 
     pub async fn list_users(
@@ -582,27 +574,11 @@ impl Service {
         let next = (rows.len() == limit)
             .then(|| rows.last().map(|r| r.id.clone()))
             .flatten();
-        Ok((rows.into_iter().map(user_from_row).collect(), next))
-    }
-
-    /// Deletes a user and all their feedback.
-    pub async fn delete_user(&self, tenant: &Tenant, id: &str) -> Result<(), ServiceError> {
-        validate_id("user_id", id)?;
-        let _guard = tenant.write_lock.lock().await;
-        if !self.store.delete_user(tenant.id, id).await? {
-            return Err(ServiceError::not_found("user", id));
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            users.push(self.open_user(tenant.id, row).await?);
         }
-        let mut catalog = tenant.catalog.write();
-        let mut users = tenant.users.write();
-        if let Some(u) = users.index.get(id).copied() {
-            let entry = &mut users.users[u as usize];
-            entry.deleted = true;
-            for e in entry.events.drain(..).filter(|e| e.positive) {
-                let count = &mut catalog.positive_counts[e.item as usize];
-                *count = count.saturating_sub(1);
-            }
-        }
-        Ok(())
+        Ok((users, next))
     }
 
     // ------------------------------------------------------------------------------------
@@ -741,13 +717,5 @@ impl Service {
             progress(chunk.len() as u64);
         }
         Ok(())
-    }
-}
-
-fn user_row(u: &User) -> UserRow {
-    UserRow {
-        id: u.id.clone(),
-        attributes: Value::Object(u.attributes.clone()),
-        updated_at: u.updated_at.0,
     }
 }

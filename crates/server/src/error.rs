@@ -1,7 +1,7 @@
 //! One error shape for every route: `{"error": {"code": "...", "message": "..."}}`.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use marquee_core::ServiceError;
 use serde_json::json;
@@ -15,6 +15,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// Seconds a client should wait before retrying (503 when a model is busy).
     pub retry_after: Option<u64>,
+    /// More headers for the answer (the `x-ratelimit-*` of a 429).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -76,7 +79,20 @@ impl From<ServiceError> for ApiError {
             ServiceError::Model(ModelError::Overloaded { retry_after_secs }) => {
                 Some(*retry_after_secs)
             }
+            ServiceError::RateLimited { decision, .. } => Some(
+                marquee_core::metering::retry_after_secs(decision.retry_after),
+            ),
+            ServiceError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ServiceError::LedgerUnavailable => Some(1),
             _ => None,
+        };
+        let headers = match &e {
+            ServiceError::RateLimited { what, decision } => {
+                crate::access::rate_limit_headers(what, decision)
+            }
+            _ => Vec::new(),
         };
         let param = match &e {
             ServiceError::Invalid { field, .. } => Some(field.clone()),
@@ -107,7 +123,14 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ServiceError::Forbidden(_)
+            | ServiceError::MissingScope(_)
+            | ServiceError::ModelNotAllowed(_)
+            | ServiceError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ServiceError::RateLimited { .. } | ServiceError::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ServiceError::LedgerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ServiceError::Store(_) | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -124,6 +147,7 @@ impl From<ServiceError> for ApiError {
             message,
             param,
             retry_after,
+            headers,
         }
     }
 }
@@ -135,6 +159,9 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             response

@@ -161,7 +161,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The authenticated caller, from `Authorization: Bearer …` or `X-API-Key: …`.
+/// The authenticated caller, as resolved by the access layer ([`crate::access`]); a request
+/// that reached the route without one (no key, nothing published) is refused with 401.
 pub struct Auth(pub Caller);
 
 impl FromRequestParts<Arc<AppState>> for Auth {
@@ -171,32 +172,14 @@ impl FromRequestParts<Arc<AppState>> for Auth {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let secret = presented_key(parts)?;
-        let caller = Service::authenticate(&state.service, secret.as_deref()).await?;
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(Auth(caller.clone()));
+        }
+        let secret = crate::access::presented_key(&parts.headers)?;
+        let meta = std::sync::Arc::new(marquee_core::RequestMeta::default());
+        let caller = Service::authenticate(&state.service, secret.as_deref(), meta).await?;
         Ok(Auth(caller))
     }
-}
-
-fn presented_key(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let bad = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send the key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
-        )
-    };
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
-        let v = v.to_str().map_err(|_| bad())?;
-        let (scheme, token) = v.split_once(' ').ok_or_else(bad)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(bad());
-        }
-        return Ok(Some(token.trim().to_string()));
-    }
-    if let Some(v) = parts.headers.get("x-api-key") {
-        return Ok(Some(v.to_str().map_err(|_| bad())?.trim().to_string()));
-    }
-    Ok(None)
 }
 
 /// A `multipart/form-data` body, read whole (within a limit) and split into text fields and

@@ -5,12 +5,19 @@
 //! ([`error`]). [`serve`] runs the router on a listener until the shutdown future resolves, then
 //! lets in-flight requests finish.
 
+pub mod access;
+mod billing;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 mod routes;
+pub mod tls;
 pub mod upstream;
 
+pub use tls::{load_tls_config, serve_tls};
+
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -54,6 +61,7 @@ pub fn install_tls_provider() {
 /// The full router, with logging, request ids and panic containment.
 pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
     install_tls_provider();
+    metrics::install_recorder();
     let upstreams = upstream::Upstreams::new(config.upstreams.clone());
     let state = Arc::new(AppState {
         service,
@@ -62,6 +70,10 @@ pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
     });
     let request_id = HeaderName::from_static("x-request-id");
     routes::routes()
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            access::admit,
+        ))
         .with_state(state)
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             use axum::response::IntoResponse;
@@ -89,16 +101,22 @@ pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost, so that panics turned into 500s are counted too.
+        .layer(axum::middleware::from_fn(metrics::track_requests))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; in-flight requests then finish
-/// before this returns.
+/// before this returns. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
+/// [`serve_tls`] does the same over TLS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

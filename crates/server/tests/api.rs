@@ -170,12 +170,12 @@ async fn key_kinds_limit_what_a_key_may_do() {
     ] {
         let body = (method == Method::POST).then(|| json!({}));
         let (s, b) = server.call(method, path, Some(&publishable), body).await;
-        assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+        assert_error(s, &b, StatusCode::FORBIDDEN, "missing_scope");
     }
     let (s, b) = server
         .put("/v1/items/new", Some(&publishable), json!({"title": "New"}))
         .await;
-    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(s, &b, StatusCode::FORBIDDEN, "missing_scope");
 
     // Secret: everything in its tenant but keys and tenants.
     let (s, b) = server
@@ -396,9 +396,11 @@ async fn users_and_their_feedback() {
         "newest first: {fb}"
     );
 
-    // Deleting a user removes their feedback; the id then is unknown.
-    let (s, _) = server.delete("/v1/users/ann", Some(&key)).await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    // Deleting a user erases them and their feedback; the id then is unknown.
+    let (s, erased) = server.delete("/v1/users/ann", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{erased}");
+    assert_eq!(erased["user_id"], "ann");
+    assert!(erased["events_deleted"].as_u64().unwrap() >= 1, "{erased}");
     let (s, b) = server.get("/v1/users/ann", Some(&key)).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
     let (s, b) = server.get("/v1/users/ann/feedback", Some(&key)).await;

@@ -361,7 +361,7 @@ async fn experiments_bucket_users_and_attribute_feedback() {
             json!({"name": "x", "variants": []}),
         )
         .await;
-    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(s, &b, StatusCode::FORBIDDEN, "missing_scope");
 
     let (s, exp) = server
         .post(

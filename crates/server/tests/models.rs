@@ -175,7 +175,7 @@ async fn embeddings_in_float_and_base64_with_usage_and_clear_errors() {
             json!({"model": EMBED, "input": "x"}),
         )
         .await;
-    assert_error(s, &err, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(s, &err, StatusCode::FORBIDDEN, "missing_scope");
 }
 
 /// Reads a server-sent-events body into its `data:` payloads.

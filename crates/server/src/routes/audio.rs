@@ -22,10 +22,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::models::{check_form_fields, invalid_param, openai_parse, units_header};
+use super::models::{check_form_fields, invalid_param, openai_parse};
 use crate::AppState;
+use crate::billing::{StreamCharge, billed, settlement_headers, units_only};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Auth, read_form};
+use marquee_platform::{Unit, Units};
 
 // ---------------------------------------------------------------------------------------------
 // Speech
@@ -108,7 +110,13 @@ pub async fn speech(
         ));
     }
     let service = state.service.models().speech(&request.model)?;
+    caller.require_model(service.name())?;
     let characters = request.input.chars().count();
+    let units = Units::one(Unit::TtsCharacters, characters as u64);
+    let charge = state.service.charge(&caller, Some(service.name()), units)?;
+    // Held (paid for) before synthesis starts, because longer text streams. Nothing is counted
+    // until audio goes out: an error before that costs nothing.
+    let mut billing = StreamCharge::hold(charge, Units::default()).await?;
     let rate = service.sample_rate();
     let mut rx = service
         .start(request.input, request.voice, request.speed.unwrap_or(1.0))
@@ -126,7 +134,8 @@ pub async fn speech(
     loop {
         match rx.recv().await {
             Some(SpeechEvent::Audio(samples)) if chunks > 1 => {
-                return Ok(stream_speech(format, rate, characters, samples, rx));
+                billing.units = units;
+                return Ok(stream_speech(format, rate, units, samples, rx, billing));
             }
             Some(SpeechEvent::Audio(samples)) => first.extend_from_slice(&samples),
             Some(SpeechEvent::Done(Ok(_))) => break,
@@ -148,15 +157,21 @@ pub async fn speech(
         bytes.extend_from_slice(&wav_header(rate, Some(pcm.len() as u32)));
     }
     bytes.extend_from_slice(&pcm);
-    Ok(audio_response(format, rate, characters, Body::from(bytes)))
+    let mut response = audio_response(format, rate, Body::from(bytes));
+    match billing.finish(units, 200) {
+        Some(s) => settlement_headers(&mut response, &s),
+        None => units_only(&mut response, &units),
+    }
+    Ok(response)
 }
 
 fn stream_speech(
     format: SpeechFormat,
     rate: u32,
-    characters: usize,
+    units: Units,
     first: Vec<f32>,
     rx: mpsc::Receiver<SpeechEvent>,
+    billing: StreamCharge,
 ) -> Response {
     let mut head = Vec::new();
     if format == SpeechFormat::Wav {
@@ -164,30 +179,35 @@ fn stream_speech(
     }
     head.extend_from_slice(&to_pcm16le(&first));
     let head = futures_util::stream::once(async move { Ok::<_, Infallible>(Bytes::from(head)) });
-    // Dropping the body (the client went away) drops the receiver, which stops the synthesis.
-    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await? {
-            SpeechEvent::Audio(samples) => {
-                Some((Ok::<_, Infallible>(Bytes::from(to_pcm16le(&samples))), rx))
+    // Dropping the body (the client went away) drops the receiver, which stops the synthesis,
+    // and the billing, which settles what was sent.
+    let rest = futures_util::stream::unfold((rx, billing), |(mut rx, mut billing)| async move {
+        match rx.recv().await {
+            Some(SpeechEvent::Audio(samples)) => Some((
+                Ok::<_, Infallible>(Bytes::from(to_pcm16le(&samples))),
+                (rx, billing),
+            )),
+            Some(SpeechEvent::Done(Ok(_))) | Some(SpeechEvent::Chunks(_)) | None => {
+                let served = billing.units;
+                billing.finish(served, 200);
+                None
             }
-            SpeechEvent::Done(Ok(_)) | SpeechEvent::Chunks(_) => None,
-            SpeechEvent::Done(Err(e)) => {
+            Some(SpeechEvent::Done(Err(e))) => {
                 // Headers are gone: all that is left is to end the stream early.
                 tracing::warn!(error = %e, "speech synthesis failed mid-stream");
+                let served = billing.units;
+                billing.finish(served, 500);
                 None
             }
         }
     });
     use futures_util::StreamExt;
-    audio_response(
-        format,
-        rate,
-        characters,
-        Body::from_stream(head.chain(rest)),
-    )
+    let mut response = audio_response(format, rate, Body::from_stream(head.chain(rest)));
+    units_only(&mut response, &units);
+    response
 }
 
-fn audio_response(format: SpeechFormat, rate: u32, characters: usize, body: Body) -> Response {
+fn audio_response(format: SpeechFormat, rate: u32, body: Body) -> Response {
     let content_type = match format {
         SpeechFormat::Pcm => "audio/pcm",
         _ => "audio/wav",
@@ -198,7 +218,6 @@ fn audio_response(format: SpeechFormat, rate: u32, characters: usize, body: Body
     if let Ok(v) = HeaderValue::from_str(&rate.to_string()) {
         headers.insert("x-sample-rate", v);
     }
-    units_header(&mut response, characters);
     response
 }
 
@@ -325,6 +344,15 @@ pub async fn transcriptions(
         .map(str::to_string);
 
     let service = runtime.transcription(&model)?;
+    caller.require_model(service.name())?;
+    // Bounded by the densest format accepted (8-bit mono at 8 kHz: 8,000 bytes a second) and
+    // by the longest audio accepted; settled with the real duration.
+    let estimate_ms = (file.data.len() as u64 / 8).min(MAX_ESTIMATED_AUDIO_MS);
+    let charge = state.service.charge(
+        &caller,
+        Some(service.name()),
+        Units::one(Unit::AudioMilliseconds, estimate_ms),
+    )?;
     let transcript = service
         .transcribe(
             file.data.to_vec(),
@@ -335,7 +363,7 @@ pub async fn transcriptions(
         )
         .await?;
     let seconds = transcript.duration;
-    let mut response = match format {
+    let response = match format {
         TranscriptFormat::Json => axum::Json(json!({
             "text": transcript.text,
             "usage": {"type": "duration", "seconds": seconds.ceil() as u64},
@@ -351,10 +379,13 @@ pub async fn transcriptions(
         }
         TranscriptFormat::Vtt => text_response("text/vtt; charset=utf-8", transcript.to_vtt()),
     };
-    // Units: seconds of audio, rounded up (OpenAI bills per second).
-    units_header(&mut response, seconds.ceil() as usize);
-    Ok(response)
+    // Billed by the millisecond of audio (the `usage` object rounds up to seconds, as OpenAI's).
+    let ms = (seconds * 1000.0).ceil().max(0.0) as u64;
+    billed(charge, Units::one(Unit::AudioMilliseconds, ms), response).await
 }
+
+/// The longest audio a transcription is reserved for before its real duration is known.
+const MAX_ESTIMATED_AUDIO_MS: u64 = 3_600_000;
 
 fn verbose_json(t: &Transcript) -> Value {
     let segments: Vec<Value> = t

@@ -89,6 +89,10 @@ pub async fn delete_item(
 ) -> ApiResult<StatusCode> {
     let tenant = caller.tenant_for(Capability::CatalogWrite)?;
     state.service.delete_item(tenant, &id).await?;
+    state
+        .service
+        .audit(&caller, Some(tenant.id), "item.delete", Some(&id), None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,14 +162,25 @@ pub async fn patch_user(
     ))
 }
 
+/// `DELETE /v1/users/{id}`: erases the user completely — attributes, events, their place in
+/// served results (a retrain removes their influence on the model) — and records the erasure.
 pub async fn delete_user(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Json<marquee_core::privacy::Erasure>> {
     let tenant = caller.tenant_for(Capability::UsersWrite)?;
-    state.service.delete_user(tenant, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(state.service.erase_user(&caller, tenant, &id).await?))
+}
+
+/// `GET /v1/users/{id}/export`: everything held about the user (recorded in the audit log).
+pub async fn export_user(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<marquee_core::privacy::UserExport>> {
+    let tenant = caller.tenant_for(Capability::UsersRead)?;
+    Ok(Json(state.service.export_user(&caller, tenant, &id).await?))
 }
 
 // ---------------------------------------------------------------------------------------------

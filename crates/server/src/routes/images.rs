@@ -11,17 +11,19 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine;
 use marquee_models::vision::{Classification, VisionService};
 use marquee_platform::Capability;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::models::{check_form_fields, invalid_param, openai_parse, units_header};
+use super::models::{check_form_fields, invalid_param, openai_parse};
 use crate::AppState;
+use crate::billing::billed;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Auth, is_multipart, parse_json, read_bytes, read_form};
+use marquee_platform::{Unit, Units};
 
 /// Labels returned when the caller does not say.
 const DEFAULT_TOP_K: usize = 5;
@@ -195,19 +197,20 @@ pub async fn classify(
     let input = read_image(&state, req).await?;
     let min_score = check_min_score(input.min_score)?;
     let service = vision_service(&state, input.model.as_deref())?;
+    caller.require_model(service.name())?;
+    let one = Units::one(Unit::Images, 1);
+    let charge = state.service.charge(&caller, Some(service.name()), one)?;
     let result = service
         .classify(input.data, input.top_k.unwrap_or(DEFAULT_TOP_K))
         .await?;
-    let mut response = Json(json!({
+    let answer = Json(json!({
         "object": "image.classification",
         "model": service.name(),
         "labels": labels_json(&result, min_score),
         "image": {"width": result.width, "height": result.height, "format": result.format},
         "usage": {"images": 1},
-    }))
-    .into_response();
-    units_header(&mut response, 1);
-    Ok(response)
+    }));
+    billed(charge, one, answer).await
 }
 
 /// `POST /v1/items/{item_id}/image`: labels an item's image and stores the labels on the item
@@ -229,6 +232,9 @@ pub async fn item_image(
         None => marquee_core::image_labels::DEFAULT_MIN_SCORE,
     };
     let service = vision_service(&state, input.model.as_deref())?;
+    caller.require_model(service.name())?;
+    let one = Units::one(Unit::Images, 1);
+    let charge = state.service.charge(&caller, Some(service.name()), one)?;
     let result = service
         .classify(input.data, input.top_k.unwrap_or(DEFAULT_TOP_K))
         .await?;
@@ -244,13 +250,11 @@ pub async fn item_image(
         .service
         .set_image_labels(tenant, &item_id, &labels)
         .await?;
-    let mut response = Json(json!({
+    let answer = Json(json!({
         "item_id": item.id,
         "model": service.name(),
         "labels": labels.iter().map(|(l, s)| json!({"label": l, "score": s})).collect::<Vec<_>>(),
         "image": {"width": result.width, "height": result.height, "format": result.format},
-    }))
-    .into_response();
-    units_header(&mut response, 1);
-    Ok(response)
+    }));
+    billed(charge, one, answer).await
 }

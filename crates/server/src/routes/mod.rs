@@ -10,12 +10,13 @@ mod images;
 mod models;
 mod recommend;
 mod search;
+mod usage;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::metrics_for_operator))
         // Tenants and keys.
         .route(
             "/v1/admin/tenants",
@@ -33,7 +35,22 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/admin/tenants/{tenant}/keys",
             post(admin::create_key).get(admin::list_keys),
         )
-        .route("/v1/admin/keys/{key_id}", delete(admin::revoke_key))
+        .route(
+            "/v1/admin/keys/{key_id}",
+            delete(admin::revoke_key).patch(admin::update_key),
+        )
+        .route("/v1/admin/keys/{key_id}/rotate", post(admin::rotate_key))
+        .route(
+            "/v1/admin/tenants/{tenant}/policy",
+            get(admin::get_tenant_policy).put(admin::put_tenant_policy),
+        )
+        .route("/v1/admin/prices", put(admin::put_prices))
+        .route("/v1/prices", get(admin::get_prices))
+        .route("/v1/audit", get(admin::audit_log))
+        // Usage and invoices.
+        .route("/v1/usage", get(usage::usage))
+        .route("/v1/usage/records", get(usage::records))
+        .route("/v1/invoices/{month}", get(usage::invoice))
         // Catalogue.
         .route(
             "/v1/items",
@@ -59,6 +76,7 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .delete(catalog::delete_user),
         )
         .route("/v1/users/{user_id}/feedback", get(catalog::user_feedback))
+        .route("/v1/users/{user_id}/export", get(catalog::export_user))
         .route("/v1/feedback", post(catalog::insert_feedback))
         // Recommendations.
         .route("/v1/recommend/{user_id}", get(recommend::for_user))

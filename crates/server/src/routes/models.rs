@@ -20,13 +20,17 @@ use marquee_models::ModelError;
 use marquee_models::chat::{FinishReason, GenerationParams, Message};
 use marquee_models::embed::Overflow;
 use marquee_models::runtime::ChatEvent;
-use marquee_platform::Capability;
+use marquee_platform::{Capability, Unit, Units};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::billing::{StreamCharge, billed, generation_units};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Auth};
+
+/// Completion tokens reserved for an upstream chat request that names no limit.
+const UPSTREAM_DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Most inputs in one embeddings request (OpenAI's limit).
 const MAX_EMBEDDING_INPUTS: usize = 2048;
@@ -158,11 +162,19 @@ pub async fn embeddings(
         .get("model")
         .and_then(Value::as_str)
         .map(str::to_string);
+    if let Some(name) = &model_name {
+        caller.require_model(name)?;
+    }
     if let Some(name) = &model_name
         && !state.service.models().has(name)
         && let Some(upstream) = state.upstreams.get(name)
     {
-        return state.upstreams.forward(upstream, "embeddings", body).await;
+        let estimate = Units::one(Unit::EmbeddingTokens, body_text_bytes(&body["input"]));
+        let charge = state.service.charge(&caller, Some(name), estimate)?;
+        return state
+            .upstreams
+            .forward(upstream, "embeddings", body, charge, estimate)
+            .await;
     }
     let request: EmbeddingsRequest = openai_parse(body)?;
     let input: EmbeddingInput = serde_json::from_value(request.input)
@@ -218,6 +230,14 @@ pub async fn embeddings(
             ),
         ));
     }
+    caller.require_model(service.name())?;
+    // At most one token per byte, plus the two markers around each input.
+    let estimate: u64 = texts.iter().map(|t| t.len() as u64 + 2).sum();
+    let charge = state.service.charge(
+        &caller,
+        Some(service.name()),
+        Units::one(Unit::EmbeddingTokens, estimate),
+    )?;
     let result = service.embed(texts, Overflow::Reject).await?;
     let tokens: usize = result.tokens.iter().sum();
     let data: Vec<Value> = result
@@ -235,20 +255,27 @@ pub async fn embeddings(
             json!({"object": "embedding", "index": index, "embedding": embedding})
         })
         .collect();
-    let mut response = Json(json!({
+    let answer = Json(json!({
         "object": "list",
         "data": data,
         "model": service.name(),
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }))
-    .into_response();
-    units_header(&mut response, tokens);
-    Ok(response)
+    }));
+    billed(
+        charge,
+        Units::one(Unit::EmbeddingTokens, tokens as u64),
+        answer,
+    )
+    .await
 }
 
-pub(crate) fn units_header(response: &mut Response, units: usize) {
-    if let Ok(v) = axum::http::HeaderValue::from_str(&units.to_string()) {
-        response.headers_mut().insert("x-marquee-units", v);
+/// Bytes of text in a JSON value (strings, nested in arrays): an upper bound on its tokens.
+pub(crate) fn body_text_bytes(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.len() as u64 + 2,
+        Value::Array(a) => a.iter().map(body_text_bytes).sum(),
+        Value::Object(o) => o.values().map(body_text_bytes).sum(),
+        _ => 1,
     }
 }
 
@@ -345,25 +372,44 @@ pub async fn chat_completions(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     caller.require(Capability::ModelsChat)?;
-    if let Some(name) = body.get("model").and_then(Value::as_str)
-        && !state.service.models().has(name)
-        && let Some(upstream) = state.upstreams.get(name)
-    {
-        return state
-            .upstreams
-            .forward(upstream, "chat/completions", body)
-            .await;
+    if let Some(name) = body.get("model").and_then(Value::as_str) {
+        caller.require_model(name)?;
+        if !state.service.models().has(name)
+            && let Some(upstream) = state.upstreams.get(name)
+        {
+            let max_tokens = body
+                .get("max_completion_tokens")
+                .or_else(|| body.get("max_tokens"))
+                .and_then(Value::as_u64)
+                .unwrap_or(UPSTREAM_DEFAULT_MAX_TOKENS);
+            let estimate = generation_units(
+                body_text_bytes(&body["messages"]) as usize,
+                max_tokens as usize,
+            );
+            let charge = state.service.charge(&caller, Some(name), estimate)?;
+            return state
+                .upstreams
+                .forward(upstream, "chat/completions", body, charge, estimate)
+                .await;
+        }
     }
     let request: ChatRequest = openai_parse(body)?;
     let (messages, params) = validate_chat(&request)?;
     let service = state.service.models().chat(&request.model)?;
+    caller.require_model(service.name())?;
     let prompt = service.prepare(&messages, params.max_tokens)?;
+    let completion_budget = service.model().budget(prompt.len(), params.max_tokens)?;
+    let estimate = generation_units(prompt.len(), completion_budget);
+    let charge = state
+        .service
+        .charge(&caller, Some(service.name()), estimate)?;
+    let prompt_tokens = prompt.len();
     let id = format!("chatcmpl-{}", random_hex());
     let created = unix_now();
     let model = service.name().to_string();
     if !request.stream {
         let g = service.complete(prompt, params).await?;
-        let mut response = Json(json!({
+        let answer = Json(json!({
             "id": id,
             "object": "chat.completion",
             "created": created,
@@ -376,25 +422,40 @@ pub async fn chat_completions(
                 "finish_reason": g.finish_reason.as_str(),
             }],
             "usage": usage(g.prompt_tokens, g.completion_tokens),
-        }))
-        .into_response();
-        units_header(&mut response, g.prompt_tokens + g.completion_tokens);
-        return Ok(response);
+        }));
+        return billed(
+            charge,
+            generation_units(g.prompt_tokens, g.completion_tokens),
+            answer,
+        )
+        .await;
     }
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
-    let rx = service.start(prompt, params).await?;
+    // Paid for before the first byte; settled with the real count when the stream ends, or
+    // with what was generated so far if the client goes away.
+    let mut billing = StreamCharge::hold(charge, generation_units(prompt_tokens, 0)).await?;
+    let rx = match service.start(prompt, params).await {
+        Ok(rx) => rx,
+        Err(e) => {
+            billing.finish(Units::default(), 503);
+            return Err(e.into());
+        }
+    };
     let chunks = Chunks { id, created, model };
     let first = data(&chunks.make(json!({"role": "assistant", "content": ""}), None));
     // The generation stops when this stream is dropped (the client went away): the receiver
     // goes with it, and the generating thread's next send fails.
-    let body = futures_util::stream::unfold(Some((rx, chunks)), move |state| async move {
-        let (mut rx, chunks) = state?;
+    let body = futures_util::stream::unfold(Some((rx, chunks, billing)), move |state| async move {
+        let (mut rx, chunks, mut billing) = state?;
         match rx.recv().await {
             Some(ChatEvent::Text(text)) => {
                 let event = data(&chunks.make(json!({"content": text}), None));
-                Some((vec![event], Some((rx, chunks))))
+                let generated = billing.units.get(Unit::OutputTokens) + 1;
+                billing.units.set(Unit::OutputTokens, generated);
+                Some((vec![event], Some((rx, chunks, billing))))
             }
             Some(ChatEvent::Done(Ok(g))) => {
+                billing.finish(generation_units(g.prompt_tokens, g.completion_tokens), 200);
                 let finish = match g.finish_reason {
                     FinishReason::Length => "length",
                     _ => "stop",
@@ -411,6 +472,8 @@ pub async fn chat_completions(
             }
             Some(ChatEvent::Done(Err(e))) => {
                 tracing::warn!(error = %e, "generation failed mid-stream");
+                let served = billing.units;
+                billing.finish(served, 500);
                 let err = ApiError::from(marquee_core::ServiceError::from(e));
                 Some((
                     vec![data(&err.body()), Event::default().data("[DONE]")],

@@ -6,12 +6,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use marquee_core::{AlgorithmConfig, RecommendOptions, Recommendation, Service, TrainingStatus};
+use axum::response::Response;
+use marquee_core::{AlgorithmConfig, RecommendOptions, Service, TrainingStatus};
 use marquee_platform::Capability;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::billing::{billed, one_recommendation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, parse_json};
 
@@ -94,14 +96,13 @@ pub async fn for_user(
     Auth(caller): Auth,
     ApiPath(user_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RecommendParams>,
-) -> ApiResult<Json<Vec<Recommendation>>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
-    Ok(Json(state.service.recommend(
-        tenant,
-        &user_id,
-        None,
-        &params.options(),
-    )?))
+    let charge = state.service.charge(&caller, None, one_recommendation())?;
+    let list = state
+        .service
+        .recommend(tenant, &user_id, None, &params.options())?;
+    billed(charge, one_recommendation(), Json(list)).await
 }
 
 /// `GET /recommend/{user_id}/{item_id}` (and under `/v1`): what to watch after `item_id`.
@@ -110,14 +111,13 @@ pub async fn for_user_in_context(
     Auth(caller): Auth,
     ApiPath((user_id, item_id)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<RecommendParams>,
-) -> ApiResult<Json<Vec<Recommendation>>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
-    Ok(Json(state.service.recommend(
-        tenant,
-        &user_id,
-        Some(&item_id),
-        &params.options(),
-    )?))
+    let charge = state.service.charge(&caller, None, one_recommendation())?;
+    let list = state
+        .service
+        .recommend(tenant, &user_id, Some(&item_id), &params.options())?;
+    billed(charge, one_recommendation(), Json(list)).await
 }
 
 pub async fn similar(
@@ -125,31 +125,35 @@ pub async fn similar(
     Auth(caller): Auth,
     ApiPath(item_id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RecommendParams>,
-) -> ApiResult<Json<Vec<Recommendation>>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
-    Ok(Json(state.service.similar_items(
-        tenant,
-        &item_id,
-        &params.options(),
-    )?))
+    let charge = state.service.charge(&caller, None, one_recommendation())?;
+    let list = state
+        .service
+        .similar_items(tenant, &item_id, &params.options())?;
+    billed(charge, one_recommendation(), Json(list)).await
 }
 
 pub async fn popular(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     ApiQuery(params): ApiQuery<RecommendParams>,
-) -> ApiResult<Json<Vec<Recommendation>>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
-    Ok(Json(state.service.popular(tenant, &params.options())?))
+    let charge = state.service.charge(&caller, None, one_recommendation())?;
+    let list = state.service.popular(tenant, &params.options())?;
+    billed(charge, one_recommendation(), Json(list)).await
 }
 
 pub async fn trending(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     ApiQuery(params): ApiQuery<RecommendParams>,
-) -> ApiResult<Json<Vec<Recommendation>>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
-    Ok(Json(state.service.trending(tenant, &params.options())?))
+    let charge = state.service.charge(&caller, None, one_recommendation())?;
+    let list = state.service.trending(tenant, &params.options())?;
+    billed(charge, one_recommendation(), Json(list)).await
 }
 
 /// Body of `POST /v1/recommend/session`: the items an anonymous session engaged with, and the
@@ -183,7 +187,7 @@ pub async fn session(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
     ApiJson(body): ApiJson<SessionBody>,
-) -> ApiResult<Json<Vec<Recommendation>>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(Capability::Recommend)?;
     let options = RecommendOptions {
         n: body.n,
@@ -196,11 +200,11 @@ pub async fn session(
         max_per_category: body.max_per_category,
         exploration: body.exploration,
     };
-    Ok(Json(state.service.recommend_session(
-        tenant,
-        &body.items,
-        &options,
-    )?))
+    let charge = state.service.charge(&caller, None, one_recommendation())?;
+    let list = state
+        .service
+        .recommend_session(tenant, &body.items, &options)?;
+    billed(charge, one_recommendation(), Json(list)).await
 }
 
 #[derive(Deserialize, Default)]

@@ -58,8 +58,12 @@ pub async fn search(
         exploration: None,
     }
     .options();
+    let charge = state
+        .service
+        .charge(&caller, None, crate::billing::one_recommendation())?;
     let (hits, stats) = state.service.search(tenant, &p.q, &options).await?;
-    let mut response = Json(hits).into_response();
+    let mut response =
+        crate::billing::billed(charge, crate::billing::one_recommendation(), Json(hits)).await?;
     let headers = response.headers_mut();
     if let Ok(v) = format!("{}/{}", stats.indexed, stats.items).parse() {
         headers.insert("x-marquee-indexed-items", v);
@@ -76,14 +80,21 @@ pub async fn generate(
     Auth(caller): Auth,
     ApiPath(item_id): ApiPath<String>,
     ApiJson(request): ApiJson<CopyRequest>,
-) -> ApiResult<Json<CopyDraft>> {
+) -> ApiResult<Response> {
     let tenant = caller.tenant_for(if request.store {
         Capability::CatalogWrite
     } else {
         Capability::CatalogRead
     })?;
     caller.require(Capability::ModelsChat)?;
-    Ok(Json(
-        state.service.draft_copy(tenant, &item_id, &request).await?,
-    ))
+    let draft: CopyDraft = state
+        .service
+        .draft_copy(&caller, tenant, &item_id, &request)
+        .await?;
+    let settlement = draft.settlement.clone();
+    let mut response = Json(draft).into_response();
+    if let Some(s) = &settlement {
+        crate::billing::settlement_headers(&mut response, s);
+    }
+    Ok(response)
 }
