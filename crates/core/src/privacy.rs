@@ -228,6 +228,8 @@ impl crate::Service {
             }
         }
         if sealed > 0 {
+            // The plain text must not survive in the write-ahead log either.
+            self.store.checkpoint().await?;
             tracing::info!(
                 users = sealed,
                 "sealed user attributes stored in plain text"
@@ -355,6 +357,11 @@ impl crate::Service {
                 None => false,
             }
         };
+        // The erased rows must not survive in the write-ahead log either (best effort: a
+        // reader holding the log open delays it to a later checkpoint).
+        if let Err(e) = self.store.checkpoint().await {
+            tracing::warn!(error = %e, "checkpoint after an erasure failed");
+        }
         let retrain = had_events || deleted > 0;
         if retrain {
             tenant.retrain_requested.store(true, Ordering::Release);

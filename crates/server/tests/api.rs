@@ -20,6 +20,15 @@ async fn health_answers_without_a_key_and_readiness_reports_models() {
     server.seed_films(&key).await;
     let (s, b) = server.get("/readyz", None).await;
     assert_eq!(s, StatusCode::OK, "{b}");
+    // Without the operator key, tenants (customers) are only counted.
+    assert_eq!(
+        b["recommenders"],
+        json!({"tenants": 1, "not_ready": 0}),
+        "{b}"
+    );
+    assert!(!b.to_string().contains("films"), "{b}");
+    let (s, b) = server.get("/readyz", Some(ADMIN_KEY)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
     let films = b["recommenders"]
         .as_array()
         .unwrap()
@@ -185,7 +194,7 @@ async fn key_kinds_limit_what_a_key_may_do() {
             json!({"kind": "secret"}),
         )
         .await;
-    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    assert_error(s, &b, StatusCode::FORBIDDEN, "missing_scope");
     let (s, b) = server
         .post("/v1/admin/tenants", Some(&secret), json!({"name": "other"}))
         .await;

@@ -116,6 +116,11 @@ impl Store {
                     sqlx::query("PRAGMA busy_timeout = 10000")
                         .execute(&mut *conn)
                         .await?;
+                    // Overwritten and deleted rows are zeroed, so that plain text replaced
+                    // by sealed text (or erased) does not linger in free pages.
+                    sqlx::query("PRAGMA secure_delete = ON")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             });
@@ -134,6 +139,29 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Moves the SQLite write-ahead log into the database file and truncates it, so that
+    /// older versions of rewritten rows (plain text before it was sealed, erased users) no
+    /// longer sit in the log. Nothing to do on PostgreSQL.
+    /// A reader in another connection makes the checkpoint give up (`busy`): it is retried
+    /// for up to a second.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Ok(());
+        }
+        for _ in 0..50 {
+            let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await?;
+            let busy: i64 = row.try_get(0).unwrap_or(1);
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!("the write-ahead log could not be truncated: readers kept it busy");
+        Ok(())
     }
 
     /// Cheap round trip, for readiness checks.

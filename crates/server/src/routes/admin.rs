@@ -76,7 +76,8 @@ pub struct NewKey {
     budget: Option<Money>,
 }
 
-/// A tenant the caller may not manage looks like one that does not exist.
+/// A tenant the caller may not manage looks like one that does not exist; a key of the tenant
+/// itself without the scope is told which scope it lacks.
 fn manageable(
     state: &AppState,
     caller: &marquee_core::Caller,
@@ -86,9 +87,9 @@ fn manageable(
         Ok(())
     } else if caller.tenant.is_some()
         && caller.key_id().is_some()
-        && !caller.allows(marquee_platform::Capability::ManageKeys)
+        && !caller.allows(Capability::ManageKeys)
     {
-        Err(ServiceError::Forbidden("manage keys"))
+        Err(ServiceError::MissingScope(Capability::ManageKeys.as_str()))
     } else {
         Err(ServiceError::not_found("tenant", tenant))
     }

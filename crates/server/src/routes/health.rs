@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -17,9 +17,27 @@ pub async fn healthz() -> Json<Value> {
 /// The store answers and every tenant with data has a trained model: 200, else 503. The body
 /// says which part is not ready, and lists the loaded models (one that failed to load is listed
 /// as `failed` with its error; it does not make the server unready, since everything else
-/// serves).
-pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+/// serves). Tenants are customers: without the operator key only their count is shown (the
+/// probe needs no key), with it each tenant's model.
+pub async fn readyz(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let operator = match crate::access::presented_key(&headers) {
+        Ok(Some(secret)) => state
+            .service
+            .authenticate(Some(&secret), Default::default())
+            .await
+            .is_ok_and(|c| c.is_operator()),
+        _ => false,
+    };
     let r = state.service.readiness().await;
+    let not_ready = r.tenants.iter().filter(|t| t.waiting_for_model).count();
+    let recommenders = if operator {
+        json!(r.tenants)
+    } else {
+        json!({"tenants": r.tenants.len(), "not_ready": not_ready})
+    };
     let status = if r.ready {
         StatusCode::OK
     } else {
@@ -30,7 +48,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         Json(json!({
             "status": if r.ready { "ready" } else { "not_ready" },
             "store": if r.store { "ok" } else { "unreachable" },
-            "recommenders": r.tenants,
+            "recommenders": recommenders,
             "models": state.service.models().models().iter().map(|m| json!({
                 "name": m.name,
                 "kind": m.kind,

@@ -209,3 +209,55 @@ pub fn ids(list: &Value) -> Vec<String> {
         .map(|r| r["item_id"].as_str().unwrap().to_string())
         .collect()
 }
+
+impl TestServer {
+    /// The data directory: the SQLite database (`marquee.db`, `-wal`, `-shm`) and snapshots.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// Sends a request with extra headers; returns the status, the headers and the raw body
+    /// (for tests that read rate-limit, usage or CORS headers, or CSV answers).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        (status, headers, resp.text().await.unwrap())
+    }
+
+    /// Creates a key for `tenant` with the operator key from a full key body (kind, scopes,
+    /// limits, …); returns (secret, id).
+    pub async fn key_with(&self, tenant: &str, body: Value) -> (String, String) {
+        let (s, created) = self
+            .post(
+                &format!("/v1/admin/tenants/{tenant}/keys"),
+                Some(ADMIN_KEY),
+                body,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        (
+            created["key"].as_str().unwrap().to_string(),
+            created["id"].as_str().unwrap().to_string(),
+        )
+    }
+}
