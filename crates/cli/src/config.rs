@@ -60,24 +60,30 @@ pub fn default_master_key_file() -> PathBuf {
 }
 
 /// Writes a new master key to `path` (readable by its owner only); fails if the file exists.
+/// The file appears whole or not at all (written aside, then linked into place), so a process
+/// starting at the same moment never reads a half-written key.
 pub fn write_new_master_key(path: &Path) -> anyhow::Result<MasterKey> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let key = MasterKey::generate();
+    let aside = path.with_extension(format!("partial-{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    use std::io::Write;
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("cannot create the master key file {}", path.display()))?;
-    writeln!(f, "{}", key.to_base64())?;
-    f.sync_all()?;
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = options.open(&aside)?;
+        writeln!(f, "{}", key.to_base64())?;
+        f.sync_all()?;
+        std::fs::hard_link(&aside, path)
+    })();
+    let _ = std::fs::remove_file(&aside);
+    written.with_context(|| format!("cannot create the master key file {}", path.display()))?;
     Ok(key)
 }
 
@@ -98,13 +104,24 @@ impl MasterKeyArgs {
                 .clone()
                 .or_else(|| file.master_key_file.clone())
                 .unwrap_or_else(default_master_key_file);
-            if !path.exists() && create {
-                let key = write_new_master_key(&path)?;
-                tracing::warn!(
-                    file = %path.display(),
-                    "generated a master key for user data at rest; back it up: without it the \
-                     encrypted user attributes cannot be read"
-                );
+            let created = if !path.exists() && create {
+                match write_new_master_key(&path) {
+                    Ok(key) => {
+                        tracing::warn!(
+                            file = %path.display(),
+                            "generated a master key for user data at rest; back it up: without \
+                             it the encrypted user attributes cannot be read"
+                        );
+                        Some(key)
+                    }
+                    // Another process created it first: use theirs.
+                    Err(_) if path.exists() => None,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                None
+            };
+            if let Some(key) = created {
                 key
             } else {
                 MasterKey::from_file(&path)

@@ -12,7 +12,14 @@ fn marquee() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_marquee"));
     c.env_remove("MARQUEE_DATA_DIR")
         .env_remove("MARQUEE_DATABASE_URL")
-        .env_remove("MARQUEE_ADMIN_KEY");
+        .env_remove("MARQUEE_ADMIN_KEY")
+        .env_remove("MARQUEE_MASTER_KEY")
+        .env_remove("MARQUEE_MASTER_KEY_FILE")
+        // The default master key file goes here, not into the home of whoever runs the tests.
+        .env(
+            "XDG_CONFIG_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("config"),
+        );
     c
 }
 
@@ -237,6 +244,158 @@ fn tenants_and_keys_are_managed_from_the_cli_with_or_without_a_server() {
     let (s, body) = server.get("/v1/admin/tenants", Some("mq_cli_test_operator_0123456789"));
     assert_eq!(s, 200);
     assert_eq!(body["tenants"][0]["name"], "acme");
+}
+
+/// Sends a request with a JSON body; returns the status and the JSON answer.
+fn send(base: &str, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = client()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().unwrap_or(Value::Null))
+}
+
+#[test]
+fn the_master_key_rotates_without_downtime_and_a_wrong_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let old = dir.path().join("old.key");
+    let new = dir.path().join("new.key");
+    run_ok(marquee().args(["keys", "generate-master", "--out", old.to_str().unwrap()]));
+    run_ok(marquee().args(["keys", "generate-master", "--out", new.to_str().unwrap()]));
+    // Refuses to overwrite a key.
+    assert!(
+        !marquee()
+            .args(["keys", "generate-master", "--out", old.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    run_ok(marquee().args(["tenants", "create", "acme", "--data-dir", data]));
+    let key = run_ok(marquee().args([
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--kind",
+        "secret",
+        "--data-dir",
+        data,
+    ]));
+    let key = key.trim();
+    let secret = "planted-attribute-7f3a9c";
+
+    let server = Server::start(
+        &[
+            "--data-dir",
+            data,
+            "--master-key-file",
+            old.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (s, b) = send(
+        &server.base,
+        "PUT",
+        "/v1/users/u1",
+        key,
+        Some(serde_json::json!({"attributes": {"email": secret}})),
+    );
+    assert_eq!(s, 200, "{b}");
+    let db = std::fs::read(Path::new(data).join("marquee.db")).unwrap();
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the attribute is sealed"
+    );
+
+    // Rotate while the server runs: it keeps serving the user's data.
+    let out = marquee()
+        .args([
+            "keys",
+            "rotate-master",
+            "--new-key-file",
+            new.to_str().unwrap(),
+            "--master-key-file",
+            old.to_str().unwrap(),
+            "--data-dir",
+            data,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("re-wrapped 1 data key"));
+    let (s, b) = send(&server.base, "GET", "/v1/users/u1", key, None);
+    assert_eq!(
+        (s, &b["attributes"]["email"]),
+        (200, &Value::from(secret)),
+        "{b}"
+    );
+    drop(server);
+
+    // Restarted with the new key: the data reads back.
+    let server = Server::start(
+        &[
+            "--data-dir",
+            data,
+            "--master-key-file",
+            new.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (s, b) = send(&server.base, "GET", "/v1/users/u1", key, None);
+    assert_eq!(
+        (s, &b["attributes"]["email"]),
+        (200, &Value::from(secret)),
+        "{b}"
+    );
+    drop(server);
+
+    // The old key alone no longer opens the data: the server refuses to start.
+    let out = marquee()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-models",
+            "--data-dir",
+            data,
+            "--master-key-file",
+            old.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not open the stored data keys"), "{err}");
+
+    // The rotation is in the audit log.
+    let server = Server::start(
+        &[
+            "--data-dir",
+            data,
+            "--master-key-file",
+            new.to_str().unwrap(),
+        ],
+        &[("MARQUEE_ADMIN_KEY", "mq_cli_test_operator_0123456789")],
+    );
+    let (s, log) = server.get(
+        "/v1/audit?action=master_key.rotate",
+        Some("mq_cli_test_operator_0123456789"),
+    );
+    assert_eq!(s, 200, "{log}");
+    assert_eq!(log["data"].as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(log["data"][0]["remote"], "cli");
 }
 
 #[test]

@@ -204,7 +204,22 @@ pub fn user_ref(tenant_id: i64, user_id: &str) -> String {
 impl crate::Service {
     /// Sets the master keys used to seal user data, and seals any attributes still stored in
     /// plain text (written before encryption was configured). Returns how many were sealed.
+    ///
+    /// Fails, changing nothing, when a tenant's data key was wrapped by a master key that is
+    /// not among `keys` (a server started with the wrong or an outdated key must not start).
     pub async fn set_master_keys(&self, keys: MasterKeys) -> Result<u64, ServiceError> {
+        for (tenant, master_id, wrapped) in self.store.all_data_keys().await? {
+            if let Err(e) = keys.unwrap(&wrapped, tenant) {
+                return Err(ServiceError::Invalid {
+                    field: "master key".into(),
+                    message: format!(
+                        "it does not open the stored data keys (tenant {tenant}'s is wrapped by \
+                         master key {master_id}; this one is {}): {e}",
+                        keys.current.id()
+                    ),
+                });
+            }
+        }
         self.crypto.set_master(keys);
         let mut sealed = 0;
         for tenant in self.store.list_tenants().await? {
