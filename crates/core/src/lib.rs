@@ -18,6 +18,7 @@ pub mod image_labels;
 pub mod import;
 pub mod metering;
 pub mod privacy;
+mod profile;
 mod recommend;
 pub mod semantic;
 pub mod snapshots;

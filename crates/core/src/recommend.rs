@@ -153,7 +153,7 @@ fn list_titles(catalog: &Catalog, items: &[u32]) -> String {
 
 fn popular_reason() -> Reason {
     Reason {
-        kind: "popular",
+        kind: "popular".into(),
         items: Vec::new(),
         message: "Popular right now".into(),
     }
@@ -312,7 +312,7 @@ fn explore(list: &mut Vec<Picked>, candidates: &[(u32, f32)], n: usize, rate: f3
             item,
             score,
             reason: Reason {
-                kind: "exploration",
+                kind: "exploration".into(),
                 items: Vec::new(),
                 message: "Something different you might like".into(),
             },
@@ -507,13 +507,13 @@ impl Service {
                 .collect();
             if items.is_empty() {
                 return Reason {
-                    kind: "because_you_engaged",
+                    kind: "because_you_engaged".into(),
                     items: Vec::new(),
                     message: "Matches your history".into(),
                 };
             }
             Reason {
-                kind: "because_you_engaged",
+                kind: "because_you_engaged".into(),
                 message: format!("Because you engaged with {}", list_titles(catalog, &items)),
                 items: items
                     .iter()
@@ -522,7 +522,7 @@ impl Service {
             }
         };
         let similar_reason = |c: u32| Reason {
-            kind: "similar_to_context",
+            kind: "similar_to_context".into(),
             items: vec![catalog.items[c as usize].id.to_string()],
             message: format!("Similar to {}", title_of(catalog, c)),
         };
@@ -622,7 +622,7 @@ impl Service {
                     item: i,
                     score: s * top,
                     reason: Reason {
-                        kind: "new_item",
+                        kind: "new_item".into(),
                         items: Vec::new(),
                         message: if shared.is_empty() {
                             "New, and close to what you like".into()
@@ -689,7 +689,7 @@ impl Service {
             .ok_or_else(|| ServiceError::not_found("item", item_id))?;
         let filter = Filter::new(&catalog, options, vec![item])?;
         let reason = Reason {
-            kind: "similar_item",
+            kind: "similar_item".into(),
             items: vec![item_id.to_string()],
             message: format!("Often enjoyed together with {}", title_of(&catalog, item)),
         };
@@ -729,7 +729,7 @@ impl Service {
                 scores[i as usize] = 0.0;
             }
             let content_reason = Reason {
-                kind: "similar_item",
+                kind: "similar_item".into(),
                 items: vec![item_id.to_string()],
                 message: format!("Like {}", title_of(&catalog, item)),
             };
@@ -855,7 +855,7 @@ impl Service {
             .into_iter()
             .map(|(i, s)| {
                 let reason = Reason {
-                    kind: "trending",
+                    kind: "trending".into(),
                     items: Vec::new(),
                     message: format!(
                         "Trending: {} engagements this week",

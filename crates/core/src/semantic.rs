@@ -335,7 +335,7 @@ impl Service {
                 .map(|(item, score)| SearchHit { item, score })
                 .collect();
         let reason = crate::types::Reason {
-            kind: "search_match",
+            kind: "search_match".into(),
             items: Vec::new(),
             message: format!("Matches \u{201c}{}\u{201d}", truncate_chars(query, 80)),
         };

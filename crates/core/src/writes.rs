@@ -48,9 +48,11 @@ pub(crate) async fn load_state(
                     catalog.upsert(ItemEntry::from_item(&item_from_row(row.clone())));
                 }
                 None => {
-                    let mut gone = ItemEntry::from_item(
-                        &ItemInput::default().into_item(id.clone(), Timestamp(0)),
-                    );
+                    let mut gone = ItemEntry::from_item(&into_item(
+                        ItemInput::default(),
+                        id.clone(),
+                        Timestamp(0),
+                    ));
                     gone.deleted = true;
                     catalog.upsert(gone);
                 }
@@ -211,22 +213,20 @@ fn dedup_labels(mut labels: Vec<String>) -> Vec<String> {
     labels
 }
 
-impl ItemInput {
-    /// The stored form of this input for item `id`.
-    pub fn into_item(self, id: String, now: Timestamp) -> Item {
-        Item {
-            id,
-            title: self.title,
-            categories: dedup_labels(self.categories),
-            tags: dedup_labels(self.tags),
-            description: self.description,
-            metadata: self.metadata.unwrap_or_default(),
-            published_at: self.published_at,
-            available_from: self.available_from,
-            available_until: self.available_until,
-            hidden: self.hidden,
-            updated_at: now,
-        }
+/// The stored form of `input` for item `id`.
+pub fn into_item(input: ItemInput, id: String, now: Timestamp) -> Item {
+    Item {
+        id,
+        title: input.title,
+        categories: dedup_labels(input.categories),
+        tags: dedup_labels(input.tags),
+        description: input.description,
+        metadata: input.metadata.unwrap_or_default(),
+        published_at: input.published_at,
+        available_from: input.available_from,
+        available_until: input.available_until,
+        hidden: input.hidden,
+        updated_at: now,
     }
 }
 
@@ -276,7 +276,7 @@ impl Service {
                 .take()
                 .ok_or_else(|| ServiceError::invalid("id", "is required"))
                 .map_err(at_index(index))?;
-            let item = input.into_item(id, now);
+            let item = into_item(input, id, now);
             validate_item(&item).map_err(at_index(index))?;
             items.push(item);
         }
@@ -300,7 +300,7 @@ impl Service {
                 "differs from the id in the path",
             ));
         }
-        let item = input.into_item(id.to_string(), Timestamp::now());
+        let item = into_item(input, id.to_string(), Timestamp::now());
         validate_item(&item)?;
         self.write_items(tenant, std::slice::from_ref(&item))
             .await?;

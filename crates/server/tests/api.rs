@@ -1139,3 +1139,48 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .unwrap();
     assert!(n >= 10_000, "{n}");
 }
+
+#[tokio::test]
+async fn a_profile_gives_the_latest_item_weighted_interests_and_titled_history() {
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await;
+    server
+        .put(
+            "/v1/users/ann",
+            Some(&key),
+            json!({"attributes": {"plan": "premium"}}),
+        )
+        .await;
+    let (s, p) = server.get("/v1/users/ann/profile", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["user_id"], "ann");
+    // ann viewed alien, aliens, terminator, in that order: the newest is terminator.
+    assert_eq!(p["item_id"], "terminator", "{p}");
+    assert_eq!(p["attributes"]["plan"], "premium");
+    let interests = p["interests"].as_array().unwrap();
+    assert_eq!(interests[0]["kind"], "category");
+    assert_eq!(interests[0]["name"], "Sci-Fi", "{p}");
+    let total: f64 = interests
+        .iter()
+        .map(|i| i["weight"].as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-4, "{p}");
+    assert!(
+        interests.iter().all(|i| i["name"] != "Comedy"),
+        "nothing ann did not watch: {p}"
+    );
+    let history = p["history"].as_array().unwrap();
+    assert_eq!(history.len(), 3);
+    assert_eq!(history[0]["item_id"], "terminator");
+    assert_eq!(history[0]["title"], "The Terminator");
+    assert_eq!(history[0]["type"], "view");
+
+    let (s, b) = server.get("/v1/users/nobody/profile", Some(&key)).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, b) = server
+        .get("/v1/users/ann/profile?history=1", Some(&key))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["history"].as_array().unwrap().len(), 1);
+}

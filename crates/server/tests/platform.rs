@@ -388,6 +388,13 @@ fn route_cases() -> Vec<RouteCase> {
             None,
         ),
         case(
+            Method::GET,
+            "/v1/users/{user_id}/profile",
+            Scopes(&["users:read"]),
+            Denied,
+            None,
+        ),
+        case(
             Method::POST,
             "/v1/feedback",
             Scopes(&["feedback:write"]),

@@ -173,6 +173,33 @@ pub async fn delete_user(
     Ok(Json(state.service.erase_user(&caller, tenant, &id).await?))
 }
 
+/// Query of `GET /v1/users/{id}/profile`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileParams {
+    /// Entries of recent history (default 20, at most 100).
+    #[serde(default = "default_history")]
+    history: usize,
+}
+
+fn default_history() -> usize {
+    20
+}
+
+/// `GET /v1/users/{id}/profile`: the most recent item, weighted interests and recent history
+/// (with titles) of a user — what the SDKs' `get_user_data` returns.
+pub async fn user_profile(
+    State(state): State<Arc<AppState>>,
+    Auth(caller): Auth,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(p): ApiQuery<ProfileParams>,
+) -> ApiResult<Json<marquee_core::UserProfile>> {
+    let tenant = caller.tenant_for(Capability::UsersRead)?;
+    Ok(Json(
+        state.service.user_profile(tenant, &id, p.history).await?,
+    ))
+}
+
 /// `GET /v1/users/{id}/export`: everything held about the user (recorded in the audit log).
 pub async fn export_user(
     State(state): State<Arc<AppState>>,

@@ -77,6 +77,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/v1/users/{user_id}/feedback", get(catalog::user_feedback))
         .route("/v1/users/{user_id}/export", get(catalog::export_user))
+        .route("/v1/users/{user_id}/profile", get(catalog::user_profile))
         .route("/v1/feedback", post(catalog::insert_feedback))
         // Recommendations.
         .route("/v1/recommend/{user_id}", get(recommend::for_user))
