@@ -43,7 +43,7 @@ impl crate::Service {
             None => Default::default(),
         };
         // Newest first.
-        events.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+        events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         let newest = events.first().map_or(0, |e| e.timestamp);
         let catalog = tenant.catalog.read();
         let mut weights: HashMap<(&'static str, String), f32> = HashMap::new();
