@@ -35,3 +35,29 @@ pub async fn load(service: &Arc<Service>) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The name of the demo tenant's key made at each `--demo` start.
+const KEY_NAME: &str = "demo key (printed at start)";
+
+/// A fresh secret key of the demo tenant, for the SDK examples (profiles and user data need
+/// more than the public read-only routes); the one printed at the previous start is revoked.
+pub async fn key(service: &Arc<Service>) -> anyhow::Result<String> {
+    let store = service.store();
+    for old in marquee_core::admin::list_keys(store, Some(TENANT)).await? {
+        if old.name.as_deref() == Some(KEY_NAME) && old.revoked_at.is_none() {
+            marquee_core::admin::revoke_key(store, &old.id).await?;
+        }
+    }
+    let spec = marquee_core::KeySpec {
+        name: Some(KEY_NAME.into()),
+        ..Default::default()
+    };
+    let (created, _) = marquee_core::admin::create_key(
+        store,
+        Some(TENANT),
+        marquee_platform::KeyKind::Secret,
+        spec,
+    )
+    .await?;
+    Ok(created.key)
+}

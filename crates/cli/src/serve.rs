@@ -156,9 +156,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         AdminKeySetup::Existing => {}
     }
 
+    let mut demo_key = None;
     if args.demo {
         demo::load(&service).await?;
         service.set_public_tenant(Some(demo::TENANT.into()));
+        demo_key = Some(demo::key(&service).await?);
     } else if let Some(public) = &file.public_tenant {
         service.set_public_tenant(Some(public.clone()));
     }
@@ -208,6 +210,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("  curl {scheme}://{local}/recommend/1/1");
         println!("  curl '{scheme}://{local}/v1/recommend/1?n=5&category=Comedy'");
         println!("  curl {scheme}://{local}/v1/items/260/similar");
+        if let Some(key) = &demo_key {
+            println!("Demo tenant key: {key}");
+            println!(
+                "  (a secret key of `demo`, for the SDK examples: MARQUEE_BASE_URL={scheme}://{local} MARQUEE_API_KEY=… MARQUEE_USER_ID=1)"
+            );
+        }
     }
 
     // One shutdown signal for every listener.

@@ -721,6 +721,17 @@ fn the_demo_answers_the_specification_snippet() {
         server.stdout
     );
     server.wait_ready();
+    // A secret key of the demo tenant is printed for the SDK examples; it reads profiles.
+    let demo_key = server
+        .stdout
+        .iter()
+        .find_map(|l| l.strip_prefix("Demo tenant key: "))
+        .unwrap_or_else(|| panic!("prints the demo key: {:?}", server.stdout))
+        .to_string();
+    let (s, profile) = server.get("/v1/users/1/profile", Some(&demo_key));
+    assert_eq!(s, 200, "{profile}");
+    assert!(profile["item_id"].is_string(), "{profile}");
+    assert!(!profile["interests"].as_array().unwrap().is_empty(), "{profile}");
 
     // User 1 of ml-latest-small and one of their films (Toy Story): 10 real titles, none rated by them.
     let ratings = std::fs::read_to_string(
