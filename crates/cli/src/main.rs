@@ -6,6 +6,7 @@ mod demo;
 mod eval;
 mod import;
 mod models_cmd;
+mod remote;
 mod serve;
 mod train;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Fetch model weights (embeddings, chat) into the models directory, and list them.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Use a running server's API (recommend, similar, popular, profile, send-feedback, usage)
+    /// under an API key.
+    Remote(remote::RemoteArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             Command::Tenants(cmd) => admin::tenants(cmd).await,
             Command::Keys(cmd) => admin::keys(cmd).await,
             Command::Models(cmd) => models_cmd::run(cmd).await,
+            Command::Remote(args) => remote::run(args).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

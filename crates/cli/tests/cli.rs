@@ -731,7 +731,10 @@ fn the_demo_answers_the_specification_snippet() {
     let (s, profile) = server.get("/v1/users/1/profile", Some(&demo_key));
     assert_eq!(s, 200, "{profile}");
     assert!(profile["item_id"].is_string(), "{profile}");
-    assert!(!profile["interests"].as_array().unwrap().is_empty(), "{profile}");
+    assert!(
+        !profile["interests"].as_array().unwrap().is_empty(),
+        "{profile}"
+    );
 
     // User 1 of ml-latest-small and one of their films (Toy Story): 10 real titles, none rated by them.
     let ratings = std::fs::read_to_string(

@@ -14,7 +14,7 @@ use crate::error::ServiceError;
 use crate::types::Timestamp;
 
 /// One entry as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
     /// `None` for operator-level actions (tenants, prices).

@@ -14,6 +14,7 @@ pub mod error;
 pub mod experiments;
 pub mod filter;
 pub mod generate;
+pub mod gorse;
 pub mod image_labels;
 pub mod import;
 pub mod metering;

@@ -159,7 +159,7 @@ pub async fn rotate_master_key(
 }
 
 /// Everything Marquee holds about one user.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct UserExport {
     pub user_id: String,
     pub attributes: Option<Map<String, Value>>,
@@ -168,7 +168,7 @@ pub struct UserExport {
     pub exported_at: Timestamp,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct ExportedEvent {
     pub item_id: String,
     #[serde(rename = "type")]
@@ -178,7 +178,7 @@ pub struct ExportedEvent {
 }
 
 /// What an erasure removed.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct Erasure {
     pub user_id: String,
     pub events_deleted: u64,

@@ -264,31 +264,21 @@ impl Service {
         Ok(Some(info))
     }
 
-    /// Like [`Service::train`], but when the tenant is already training, waits for that run:
-    /// without `config` its model is the answer; with one, training runs again with it.
+    /// Like [`Service::train`], but when the tenant is already training, waits for that run to
+    /// end and then trains, so the model returned has seen every write made before the call.
     pub async fn train_and_wait(
         &self,
         tenant: &Arc<TenantState>,
         config: Option<AlgorithmConfig>,
     ) -> Result<ModelVersionInfo, ServiceError> {
+        // A training already running may have started before the caller's latest writes: wait
+        // for it to end, then train (again) so the answer includes everything written so far.
         loop {
             if let Some(info) = self.train(tenant, config.clone()).await? {
                 return Ok(info);
             }
             while tenant.training.load(Ordering::Acquire) {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            if config.is_none() {
-                match tenant.model.load().as_ref() {
-                    Some(m) => return Ok(m.info.clone()),
-                    None => {
-                        let error = tenant.training_state.lock().last_error.clone();
-                        return Err(ServiceError::Internal(format!(
-                            "training failed: {}",
-                            error.unwrap_or_else(|| "unknown error".into())
-                        )));
-                    }
-                }
             }
         }
     }

@@ -69,16 +69,17 @@ impl Default for RecommendOptions {
 // ---------------------------------------------------------------------------------------------
 // Tenants, keys, training
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct TenantInfo {
     pub name: String,
     pub created_at: Timestamp,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct KeyInfo {
     pub id: String,
     pub tenant: Option<String>,
+    #[schema(value_type = marquee_platform::KeyKind)]
     pub kind: &'static str,
     pub name: Option<String>,
     pub prefix: String,
@@ -94,14 +95,14 @@ pub struct KeyInfo {
 }
 
 /// A key as returned once at creation, secret included.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub info: KeyInfo,
     pub key: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize, Deserialize)]
 pub struct ModelVersionInfo {
     pub version: i64,
     pub algorithm: Value,
@@ -112,7 +113,7 @@ pub struct ModelVersionInfo {
     pub train_ms: i64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct TrainingStatus {
     /// `idle`, `training` or `failed`.
     pub state: &'static str,

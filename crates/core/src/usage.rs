@@ -13,7 +13,7 @@ use crate::metering::units_from_columns;
 use crate::types::Timestamp;
 
 /// How to group a usage report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     Day,
@@ -37,7 +37,7 @@ impl GroupBy {
 }
 
 /// One line of a report: a group's requests, units and cost.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct UsageLine {
     /// The day (`2026-11-30`), key id, model, route or tenant; absent in totals and for
     /// requests without a key or a model.
@@ -48,7 +48,7 @@ pub struct UsageLine {
     pub cost: Money,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct UsageReport {
     pub object: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,7 +63,7 @@ pub struct UsageReport {
 }
 
 /// One billed request, as exported.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct UsageRecord {
     pub id: String,
     pub tenant: String,
@@ -80,7 +80,7 @@ pub struct UsageRecord {
 }
 
 /// A month's invoice for one tenant.
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct Invoice {
     pub object: &'static str,
     pub tenant: String,
@@ -98,7 +98,7 @@ pub struct Invoice {
     pub total: Money,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
 pub struct InvoiceLine {
     pub route: String,
     pub model: Option<String>,

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// What a key is for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
@@ -176,6 +177,23 @@ impl<'de> Deserialize<'de> for Capability {
         deserializer.deserialize_str(ScopeVisitor)
     }
 }
+
+/// In the OpenAPI document: one of the scope strings.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Capability {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(Capability::ALL.iter().map(|c| c.as_str())))
+            .description(Some(
+                "A scope: what a key may do within its tenant (and what a route requires).",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Capability {}
 
 /// A freshly generated key: the secret is shown once, only the hash is kept.
 #[derive(Clone, Debug)]

@@ -42,6 +42,7 @@ impl fmt::Display for PolicyError {
 impl std::error::Error for PolicyError {}
 
 /// Request-rate limits; `None` means no limit of that kind.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimits {
@@ -240,6 +241,7 @@ fn is_dns_name(host: &str) -> bool {
 }
 
 /// What one API key may do, within what its kind allows.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPolicy {
@@ -255,6 +257,7 @@ pub struct KeyPolicy {
     #[serde(default, skip_serializing_if = "RateLimits::is_empty")]
     pub limits: RateLimits,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<Unit, u64>))]
     pub quotas: Quotas,
     /// Money per billing period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -353,12 +356,14 @@ impl KeyPolicy {
 }
 
 /// Limits on everything a tenant's keys do together.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPolicy {
     #[serde(default, skip_serializing_if = "RateLimits::is_empty")]
     pub limits: RateLimits,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<Unit, u64>))]
     pub quotas: Quotas,
     /// Money per billing period.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,6 +19,7 @@ use time::{Date, Month};
 use crate::policy::PolicyError;
 
 /// Billable unit types, in this fixed order (the store keeps one column per unit in the same order).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
@@ -177,6 +178,61 @@ impl<'de> Deserialize<'de> for Units {
         Ok(units)
     }
 }
+
+/// In the OpenAPI document: an object with a count per unit name (answers leave out the units
+/// with a zero count).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Units {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .description(Some(
+                "Billable units by unit name; answers leave out units with a zero count.",
+            ));
+        for unit in Unit::ALL {
+            object = object.property(
+                unit.as_str(),
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(0)),
+            );
+        }
+        object.into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Units {}
+
+/// In the OpenAPI document: a decimal string (requests may also send a JSON number).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^[0-9]+(\.[0-9]{1,9})?$"))
+                    .examples(["0.5", "12", "0.00000015"]),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0))
+                    .description(Some("accepted in requests only")),
+            )
+            .description(Some(
+                "An amount of money in the price table's currency, exact to nine decimal places.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Money {}
 
 const NANOS_PER_UNIT: i64 = 1_000_000_000;
 
@@ -340,6 +396,7 @@ impl<'de> Deserialize<'de> for Money {
 }
 
 /// A billing period: quotas, budgets and invoices count within one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
@@ -447,6 +504,7 @@ pub fn day_label(at_ms: i64) -> String {
 const MAX_PRICE_UNITS: i64 = 1_000_000;
 
 /// Operator-editable prices. Unlisted units are free.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceTable {

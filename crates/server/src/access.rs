@@ -24,8 +24,16 @@ use marquee_platform::{KeyKind, RateDecision};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Routes that answer without looking at keys at all (load balancers' health checks).
-const KEYLESS_ROUTES: &[&str] = &["/healthz", "/readyz"];
+/// Routes that answer without looking at keys at all: load balancers' health checks, and the
+/// API's description and docs page (read before one has a key; they hold no tenant's data).
+const KEYLESS_ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/docs/",
+    "/docs/{*file}",
+];
 
 /// Headers a browser script may read from Marquee's answers.
 const EXPOSED_HEADERS: &str = "x-request-id, x-marquee-units, x-marquee-cost, retry-after, \
@@ -185,6 +193,10 @@ pub async fn admit(State(state): State<Arc<AppState>>, mut req: Request, next: N
     }
     let refuse = |e: ApiError, caller: Option<&Caller>| {
         let mut r = e.into_response();
+        if let Some(tenant) = caller.and_then(|c| c.tenant.as_ref()) {
+            r.extensions_mut()
+                .insert(crate::metrics::TenantLabel(Arc::from(tenant.name.as_str())));
+        }
         cors(&mut r, origin.as_deref(), caller);
         r
     };

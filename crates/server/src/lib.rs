@@ -10,6 +10,7 @@ mod billing;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 mod routes;
 pub mod tls;
 pub mod upstream;

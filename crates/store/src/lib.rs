@@ -17,6 +17,7 @@
 //! variant per backend where the DDL differs.
 
 mod audit;
+mod gorse;
 mod migrations;
 mod privacy;
 mod rows;

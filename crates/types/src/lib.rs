@@ -65,6 +65,13 @@ impl<'de> Deserialize<'de> for Timestamp {
                 Ok(Timestamp((s * 1000.0).round() as i64))
             }
             Raw::Seconds(_) => Err(serde::de::Error::custom("Unix seconds out of range")),
+            // Query strings carry every value as text: Unix seconds arrive as "1700000000".
+            Raw::Text(t) if t.trim().parse::<f64>().is_ok() => match t.trim().parse::<f64>() {
+                Ok(s) if s.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&s) => {
+                    Ok(Timestamp((s * 1000.0).round() as i64))
+                }
+                _ => Err(serde::de::Error::custom("Unix seconds out of range")),
+            },
             Raw::Text(t) => Timestamp::parse_rfc3339(&t)
                 .filter(|t| {
                     (t.0 as f64 / 1000.0) >= MIN_SECONDS && (t.0 as f64 / 1000.0) <= MAX_SECONDS
@@ -80,10 +87,40 @@ impl Serialize for Timestamp {
     }
 }
 
+/// In the OpenAPI document: an RFC 3339 string, or in requests also Unix seconds.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .examples(["2026-11-30T09:00:00Z"]),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .description(Some("Unix seconds (accepted in requests only)")),
+            )
+            .description(Some(
+                "A point in time. Answers write RFC 3339 (UTC); requests may also send Unix seconds.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Timestamp {}
+
 // ---------------------------------------------------------------------------------------------
 // Items
 
 /// An item as written by the tenant (`PUT /v1/items/{id}` takes it without `id`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemInput {
@@ -110,6 +147,7 @@ pub struct ItemInput {
 }
 
 /// A partial update: only the fields present change (`null` clears an optional field).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
@@ -161,6 +199,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// An item as stored and returned.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Item {
     pub id: String,
@@ -179,6 +218,7 @@ pub struct Item {
 // ---------------------------------------------------------------------------------------------
 // Users
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
@@ -188,6 +228,7 @@ pub struct UserInput {
     pub attributes: Map<String, Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct User {
     pub id: String,
@@ -198,6 +239,7 @@ pub struct User {
 // ---------------------------------------------------------------------------------------------
 // Feedback
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedbackInput {
@@ -218,6 +260,7 @@ pub struct FeedbackInput {
     pub recommendation_id: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Feedback {
     pub user_id: String,
@@ -232,6 +275,7 @@ pub struct Feedback {
 // Recommendations
 
 /// Why an item was recommended, grounded in what the model used.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Reason {
     /// `because_you_engaged`, `similar_to_context`, `similar_item`, `new_item`, `popular`,
@@ -244,6 +288,7 @@ pub struct Reason {
     pub message: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Recommendation {
     pub item_id: String,
@@ -260,6 +305,7 @@ pub struct Recommendation {
 
 /// What a user is into, for "because you watched" rows and for the SDKs' `get_user_data`:
 /// derived from their feedback.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct UserProfile {
     pub user_id: String,
@@ -274,6 +320,7 @@ pub struct UserProfile {
     pub attributes: Map<String, Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Interest {
     /// `category` or `tag`.
@@ -282,6 +329,7 @@ pub struct Interest {
     pub weight: f32,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct HistoryEntry {
     pub item_id: String,
@@ -306,6 +354,9 @@ mod tests {
             "\"2023-11-14T22:13:20Z\""
         );
         assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+        // Query strings carry Unix seconds as text.
+        let c: Timestamp = serde_json::from_str("\"1700000000\"").unwrap();
+        assert_eq!(a, c);
         assert!(serde_json::from_str::<Timestamp>("1e300").is_err());
     }
 

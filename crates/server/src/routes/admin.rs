@@ -17,9 +17,11 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, Auth};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
+    /// 1–64 characters of `A-Z a-z 0-9 _ . -`; unique.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$", examples("acme"))]
     name: String,
 }
 
@@ -33,6 +35,19 @@ fn operator_only(caller: &marquee_core::Caller) -> Result<(), ServiceError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    operation_id = "createTenant",
+    summary = "Create a tenant",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "The tenant", body = marquee_core::TenantInfo),
+        (status = 409),
+    ),
+    extensions(("x-required-scope" = json!("operator"))),
+)]
 pub async fn create_tenant(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -42,6 +57,15 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants",
+    tag = "admin",
+    operation_id = "listTenants",
+    summary = "List tenants",
+    responses((status = 200, description = "Every tenant", body = crate::openapi::TenantList)),
+    extensions(("x-required-scope" = json!("operator"))),
+)]
 pub async fn list_tenants(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -54,7 +78,7 @@ pub async fn list_tenants(
 
 /// Body of `POST /v1/admin/tenants/{tenant}/keys`: the kind, and optionally a name, an
 /// expiry and the key's policy (scopes, models, allowed origins, limits, quotas, budget).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     kind: KeyKind,
@@ -70,7 +94,9 @@ pub struct NewKey {
     allowed_origins: Option<Vec<String>>,
     #[serde(default)]
     limits: RateLimits,
+    /// Units allowed per billing period, by unit name; unlisted units are unlimited.
     #[serde(default)]
+    #[schema(inline)]
     quotas: Quotas,
     #[serde(default)]
     budget: Option<Money>,
@@ -95,6 +121,21 @@ fn manageable(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{tenant}/keys",
+    tag = "admin",
+    operation_id = "createKey",
+    summary = "Create a key for a tenant",
+    description = "The secret is in the answer once and never again (only its hash is kept). The operator's key, or an admin key of the tenant.",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body = NewKey,
+    responses(
+        (status = 201, description = "The key, secret included", body = marquee_core::CreatedKey),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -121,6 +162,20 @@ pub async fn create_key(
     Ok((StatusCode::CREATED, Json(key)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{tenant}/keys",
+    tag = "admin",
+    operation_id = "listKeys",
+    summary = "List a tenant's keys",
+    description = "Without secrets. The operator's key, or an admin key of the tenant.",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses(
+        (status = 200, description = "The keys", body = crate::openapi::KeyList),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn list_keys(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -131,6 +186,20 @@ pub async fn list_keys(
     Ok(Json(json!({"keys": keys})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/keys/{key_id}",
+    tag = "admin",
+    operation_id = "revokeKey",
+    summary = "Revoke a key",
+    description = "The key stops working at once.",
+    params(("key_id" = String, Path, description = "The key's id (not its secret).")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn revoke_key(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -151,7 +220,7 @@ fn require_key_admin(caller: &marquee_core::Caller) -> Result<(), ServiceError> 
 
 /// Body of `PATCH /v1/admin/keys/{key_id}`: the fields to change. A policy field given
 /// replaces that part of the policy; `null` removes the restriction.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyPatch {
     #[serde(default, deserialize_with = "some")]
@@ -165,6 +234,7 @@ pub struct KeyPatch {
     #[serde(default, deserialize_with = "some")]
     limits: Option<Option<RateLimits>>,
     #[serde(default, deserialize_with = "some")]
+    #[schema(inline)]
     quotas: Option<Option<Quotas>>,
     #[serde(default, deserialize_with = "some")]
     budget: Option<Option<Money>>,
@@ -178,6 +248,20 @@ fn some<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
 }
 
 /// `PATCH /v1/admin/keys/{key_id}`: change a key's name or policy.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/keys/{key_id}",
+    tag = "admin",
+    operation_id = "updateKey",
+    summary = "Change a key's name or policy",
+    params(("key_id" = String, Path, description = "The key's id (not its secret).")),
+    request_body = KeyPatch,
+    responses(
+        (status = 200, description = "The key", body = marquee_core::KeyInfo),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn update_key(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -220,7 +304,7 @@ pub async fn update_key(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
     /// How long the old secret keeps working (default 24 hours; 0 ends it now).
@@ -229,6 +313,21 @@ pub struct RotateBody {
 }
 
 /// `POST /v1/admin/keys/{key_id}/rotate`: a new secret; the old one works for the grace period.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/keys/{key_id}/rotate",
+    tag = "admin",
+    operation_id = "rotateKey",
+    summary = "Rotate a key",
+    description = "A new key with the same policy; the old secret keeps working for the grace period. The body may be empty.",
+    params(("key_id" = String, Path, description = "The key's id (not its secret).")),
+    request_body(content = Option<RotateBody>, description = "Optional"),
+    responses(
+        (status = 201, description = "The new key, secret included", body = marquee_core::CreatedKey),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn rotate_key(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -250,6 +349,20 @@ pub async fn rotate_key(
 
 /// `GET /v1/admin/tenants/{tenant}/policy`: the tenant's limits, quotas and budget, with what
 /// it has used of them this period.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{tenant}/policy",
+    tag = "admin",
+    operation_id = "getTenantPolicy",
+    summary = "A tenant's limits, quotas and budget",
+    description = "With what the tenant used of them in the current billing period. The operator's key, or an admin key of the tenant.",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses(
+        (status = 200, description = "The policy and its use", body = crate::openapi::TenantPolicyReport),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn get_tenant_policy(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -276,6 +389,21 @@ pub async fn get_tenant_policy(
 }
 
 /// `PUT /v1/admin/tenants/{tenant}/policy` (operator): set the tenant's limits, quotas, budget.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/tenants/{tenant}/policy",
+    tag = "admin",
+    operation_id = "putTenantPolicy",
+    summary = "Set a tenant's limits, quotas and budget",
+    description = "Limits on everything the tenant's keys do together; recorded in the audit log.",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body = marquee_platform::TenantPolicy,
+    responses(
+        (status = 200, description = "The policy", body = marquee_platform::TenantPolicy),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("operator"))),
+)]
 pub async fn put_tenant_policy(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -313,6 +441,16 @@ fn price_json(table: &PriceTable) -> Value {
 }
 
 /// `GET /v1/prices`: the price table (any key of a tenant may read what it pays).
+#[utoipa::path(
+    get,
+    path = "/v1/prices",
+    tag = "usage",
+    operation_id = "getPrices",
+    summary = "The price table",
+    description = "What each unit costs, per block (1,000 recommendations, 1M tokens, …).",
+    responses((status = 200, description = "The prices", body = crate::openapi::PriceList)),
+    extensions(("x-required-scope" = json!("any"))),
+)]
 pub async fn get_prices(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -324,6 +462,17 @@ pub async fn get_prices(
 }
 
 /// `PUT /v1/admin/prices` (operator): replace the price table.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/prices",
+    tag = "admin",
+    operation_id = "putPrices",
+    summary = "Replace the price table",
+    description = "Applies to requests from now on; recorded in the audit log.",
+    request_body = marquee_platform::PriceTable,
+    responses((status = 200, description = "The prices", body = crate::openapi::PriceList)),
+    extensions(("x-required-scope" = json!("operator"))),
+)]
 pub async fn put_prices(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -335,18 +484,27 @@ pub async fn put_prices(
 }
 
 /// Query of `GET /v1/audit`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
+    /// Earliest time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<Timestamp>,
+    /// Latest time (RFC 3339).
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
+    /// One action only (`key.create`, `item.delete`, `user.erase`, …).
     #[serde(default)]
     action: Option<String>,
+    /// Entries with a smaller `id` (the last `id` of the previous page).
     #[serde(default)]
     before: Option<i64>,
+    /// Entries per page (1–1000).
     #[serde(default = "default_audit_limit")]
+    #[param(default = 100)]
     limit: usize,
     /// Operator only: one tenant's entries.
     #[serde(default)]
@@ -359,6 +517,17 @@ fn default_audit_limit() -> usize {
 
 /// `GET /v1/audit`: the audit log of the caller's tenant (admin keys), or with the operator
 /// key every tenant's (or `?tenant=`).
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "admin",
+    operation_id = "listAuditEntries",
+    summary = "The audit log",
+    description = "Who (key id) did what to which target, when and from where: keys, tenants, policies, prices, deletions, exports, erasures. An admin key reads its tenant's entries; the operator's key every tenant's (or one, with `tenant`).",
+    params(AuditParams),
+    responses((status = 200, description = "Entries, newest first", body = crate::openapi::AuditPage)),
+    extensions(("x-required-scope" = json!("keys:manage"))),
+)]
 pub async fn audit_log(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,

@@ -32,7 +32,10 @@ use marquee_platform::{Unit, Units};
 // ---------------------------------------------------------------------------------------------
 // Speech
 
-#[derive(Deserialize, serde::Serialize, Clone, Copy, Default, PartialEq, Debug)]
+/// `wav` (the default here) or `pcm`; OpenAI's other formats are refused with 422.
+#[derive(
+    Deserialize, serde::Serialize, Clone, Copy, Default, PartialEq, Debug, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 enum SpeechFormat {
     /// 16-bit mono WAV at the model's rate. OpenAI's default is mp3, which Marquee does not
@@ -47,11 +50,14 @@ enum SpeechFormat {
     Flac,
 }
 
-#[derive(Deserialize)]
+/// OpenAI's speech request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SpeechRequest {
     model: String,
+    /// The text to speak.
     input: String,
+    /// One of the model's voices (see `GET /v1/models/{model}`).
     voice: String,
     #[serde(default)]
     response_format: SpeechFormat,
@@ -66,6 +72,28 @@ struct SpeechRequest {
 }
 
 /// `POST /v1/audio/speech`.
+#[utoipa::path(
+    post,
+    path = "/v1/audio/speech",
+    tag = "models",
+    operation_id = "createSpeech",
+    summary = "Text to speech",
+    description = "Audio of the text in the voice asked for, streamed sentence by sentence as it is made: a WAV (whose header says \"length unknown\" when there is more than one sentence, as OpenAI's) or raw 16-bit PCM. The `x-sample-rate` header gives the rate. OpenAI-compatible; billed by the character.",
+    request_body = SpeechRequest,
+    responses(
+        (
+            status = 200,
+            description = "The audio",
+            content(
+                (Vec<u8> = "audio/wav"),
+                (Vec<u8> = "audio/pcm"),
+            ),
+        ),
+        (status = 404),
+        (status = 503),
+    ),
+    extensions(("x-required-scope" = json!("models:speech"))),
+)]
 pub async fn speech(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -262,6 +290,30 @@ const TRANSCRIPTION_FIELDS: &[&str] = &[
 
 /// `POST /v1/audio/transcriptions` (multipart: `file`, `model`, optional `language`, `prompt`,
 /// `response_format`, `temperature`, `timestamp_granularities[]`).
+#[utoipa::path(
+    post,
+    path = "/v1/audio/transcriptions",
+    tag = "models",
+    operation_id = "createTranscription",
+    summary = "Speech to text",
+    description = "The text of an uploaded recording (English). OpenAI-compatible; billed by the millisecond of audio.",
+    request_body(content = crate::openapi::TranscriptionForm, content_type = "multipart/form-data"),
+    responses(
+        (
+            status = 200,
+            description = "The transcript, in the `response_format` asked for",
+            content(
+                (crate::openapi::Transcription = "application/json"),
+                (String = "text/plain"),
+                (String = "application/x-subrip"),
+                (String = "text/vtt"),
+            ),
+        ),
+        (status = 404),
+        (status = 503),
+    ),
+    extensions(("x-required-scope" = json!("models:speech"))),
+)]
 pub async fn transcriptions(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,

@@ -10,6 +10,17 @@ use serde_json::{Value, json};
 use crate::AppState;
 
 /// The process is up and answering.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "getHealth",
+    summary = "Liveness",
+    description = "The process is up and answering.",
+    security(()),
+    responses((status = 200, description = "Up", body = crate::openapi::Health)),
+    extensions(("x-required-scope" = json!("none"))),
+)]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -19,6 +30,20 @@ pub async fn healthz() -> Json<Value> {
 /// as `failed` with its error; it does not make the server unready, since everything else
 /// serves). Tenants are customers: without the operator key only their count is shown (the
 /// probe needs no key), with it each tenant's model.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "getReadiness",
+    summary = "Readiness",
+    description = "Ready when the store answers and every tenant with data has a trained model. Without the operator's key only the number of tenants is shown; with it, each tenant's model.",
+    security((), ("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Ready", body = crate::openapi::Readiness),
+        (status = 503, description = "Not ready: the body says which part", body = crate::openapi::Readiness),
+    ),
+    extensions(("x-required-scope" = json!("none"))),
+)]
 pub async fn readyz(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

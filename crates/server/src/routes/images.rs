@@ -36,7 +36,9 @@ struct ImageInput {
     min_score: Option<f32>,
 }
 
-#[derive(Deserialize)]
+/// An image as JSON.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ImageRequest)]
 #[serde(deny_unknown_fields)]
 struct ImageJson {
     #[serde(default)]
@@ -188,6 +190,27 @@ fn labels_json(c: &Classification, min_score: f32) -> Vec<Value> {
 }
 
 /// `POST /v1/images/classify`: the most likely ImageNet labels of an image.
+#[utoipa::path(
+    post,
+    path = "/v1/images/classify",
+    tag = "models",
+    operation_id = "classifyImage",
+    summary = "Classify an image",
+    description = "The most likely ImageNet labels of an image, sent as a multipart upload (`file`), as JSON with base64 data (`image`, plain or a `data:` URL), or as a raw `image/*` body. Marquee never fetches a URL. Billed by the image.",
+    request_body(
+        content(
+            (crate::openapi::ImageForm = "multipart/form-data"),
+            (ImageJson = "application/json"),
+            (Vec<u8> = "image/*"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The labels", body = crate::openapi::ImageClassification),
+        (status = 404),
+        (status = 503),
+    ),
+    extensions(("x-required-scope" = json!("models:vision"))),
+)]
 pub async fn classify(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -216,6 +239,28 @@ pub async fn classify(
 /// `POST /v1/items/{item_id}/image`: labels an item's image and stores the labels on the item
 /// (`metadata.image_labels`), where they feed semantic search and content-based
 /// recommendations. The image itself is not kept.
+#[utoipa::path(
+    post,
+    path = "/v1/items/{item_id}/image",
+    tag = "catalogue",
+    operation_id = "labelItemImage",
+    summary = "Label an item's image",
+    description = "Classifies the image and stores the labels on the item (`metadata.image_labels`), where they feed semantic search and content-based recommendations. The image itself is not kept. Same bodies as `/v1/images/classify`.",
+    params(("item_id" = String, Path, description = "The item's id.")),
+    request_body(
+        content(
+            (crate::openapi::ImageForm = "multipart/form-data"),
+            (ImageJson = "application/json"),
+            (Vec<u8> = "image/*"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The labels stored", body = crate::openapi::ItemImageLabels),
+        (status = 404),
+        (status = 503),
+    ),
+    extensions(("x-required-scope" = json!("catalog:write models:vision"))),
+)]
 pub async fn item_image(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,

@@ -1,16 +1,18 @@
 //! The route table. Each area has its own module; this file is the one place that lists every
-//! route.
+//! route. The modules are visible to the crate so that [`crate::openapi`] can collect their
+//! handlers' `#[utoipa::path]` descriptions.
 
-mod admin;
-mod audio;
-mod catalog;
-mod experiments;
-mod health;
-mod images;
-mod models;
-mod recommend;
-mod search;
-mod usage;
+pub(crate) mod admin;
+pub(crate) mod audio;
+pub(crate) mod catalog;
+pub(crate) mod experiments;
+pub(crate) mod gorse;
+pub(crate) mod health;
+pub(crate) mod images;
+pub(crate) mod models;
+pub(crate) mod recommend;
+pub(crate) mod search;
+pub(crate) mod usage;
 
 use std::sync::Arc;
 
@@ -26,6 +28,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::metrics_for_operator))
+        // The API's own description (OpenAPI 3.1) and its docs page; public, like the probes.
+        .route("/openapi.json", get(crate::openapi::document_json))
+        .route("/docs", get(crate::openapi::docs_redirect))
+        .route("/docs/", get(crate::openapi::docs_index))
+        .route("/docs/{*file}", get(crate::openapi::docs_asset))
         // Tenants and keys.
         .route(
             "/v1/admin/tenants",
@@ -117,6 +124,83 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/items/{item_id}/image", post(images::item_image))
         .route("/v1/models/train", post(recommend::train))
         .route("/v1/training", get(recommend::training_status))
+        // Gorse's REST API (v0.5) on the caller's tenant (see `gorse.rs`). Gorse clients call
+        // the category routes with an empty category too (a trailing slash).
+        .route("/api/user", post(gorse::insert_user))
+        .route(
+            "/api/users",
+            post(gorse::insert_users).get(gorse::list_users),
+        )
+        .route(
+            "/api/user/{user_id}",
+            get(gorse::get_user)
+                .patch(gorse::patch_user)
+                .delete(gorse::delete_user),
+        )
+        .route("/api/item", post(gorse::insert_item))
+        .route(
+            "/api/items",
+            post(gorse::insert_items).get(gorse::list_items),
+        )
+        .route(
+            "/api/item/{item_id}",
+            get(gorse::get_item)
+                .patch(gorse::patch_item)
+                .delete(gorse::delete_item),
+        )
+        .route(
+            "/api/item/{item_id}/category/{category}",
+            put(gorse::insert_item_category).delete(gorse::delete_item_category),
+        )
+        .route(
+            "/api/feedback",
+            post(gorse::insert_feedback)
+                .put(gorse::upsert_feedback)
+                .get(gorse::list_feedback),
+        )
+        .route("/api/feedback/{feedback_type}", get(gorse::list_feedback))
+        .route(
+            "/api/feedback/{user_id}/{item_id}",
+            get(gorse::user_item_feedback).delete(gorse::delete_user_item_feedback),
+        )
+        .route(
+            "/api/feedback/{feedback_type}/{user_id}/{item_id}",
+            get(gorse::typed_user_item_feedback).delete(gorse::delete_user_item_feedback),
+        )
+        .route("/api/user/{user_id}/feedback", get(gorse::user_feedback))
+        .route(
+            "/api/user/{user_id}/feedback/{feedback_type}",
+            get(gorse::user_feedback),
+        )
+        .route("/api/item/{item_id}/feedback", get(gorse::item_feedback))
+        .route("/api/item/{item_id}/feedback/", get(gorse::item_feedback))
+        .route(
+            "/api/item/{item_id}/feedback/{feedback_type}",
+            get(gorse::item_feedback),
+        )
+        .route("/api/recommend/{user_id}", get(gorse::recommend))
+        .route("/api/recommend/{user_id}/", get(gorse::recommend))
+        .route("/api/recommend/{user_id}/{category}", get(gorse::recommend))
+        .route("/api/item/{item_id}/neighbors", get(gorse::item_neighbors))
+        .route("/api/item/{item_id}/neighbors/", get(gorse::item_neighbors))
+        .route(
+            "/api/item/{item_id}/neighbors/{category}",
+            get(gorse::item_neighbors),
+        )
+        .route("/api/user/{user_id}/neighbors", get(gorse::user_neighbors))
+        .route("/api/user/{user_id}/neighbors/", get(gorse::user_neighbors))
+        .route("/api/latest", get(gorse::latest))
+        .route("/api/latest/", get(gorse::latest))
+        .route("/api/latest/{category}", get(gorse::latest))
+        .route("/api/popular", get(gorse::popular))
+        .route("/api/popular/", get(gorse::popular))
+        .route("/api/popular/{category}", get(gorse::popular))
+        .route("/api/session/recommend", post(gorse::session_recommend))
+        .route("/api/session/recommend/", post(gorse::session_recommend))
+        .route(
+            "/api/session/recommend/{category}",
+            post(gorse::session_recommend),
+        )
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -67,6 +67,16 @@ fn model_object(info: &marquee_models::runtime::ModelInfo) -> Value {
 }
 
 /// `GET /v1/models`: the models this server answers for (loaded here, or upstream).
+#[utoipa::path(
+    get,
+    path = "/v1/models",
+    tag = "models",
+    operation_id = "listModels",
+    summary = "List models",
+    description = "The models this server answers for: loaded here, or served by an upstream engine through Marquee. OpenAI-compatible.",
+    responses((status = 200, description = "The models", body = crate::openapi::ModelList)),
+    extensions(("x-required-scope" = json!("any"))),
+)]
 pub async fn list(State(state): State<Arc<AppState>>, Auth(_caller): Auth) -> Json<Value> {
     let mut data: Vec<Value> = state
         .service
@@ -89,6 +99,20 @@ pub async fn list(State(state): State<Arc<AppState>>, Auth(_caller): Auth) -> Js
 }
 
 /// `GET /v1/models/{model}`.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model}",
+    tag = "models",
+    operation_id = "retrieveModel",
+    summary = "Get a model",
+    description = "By name or alias. OpenAI-compatible.",
+    params(("model" = String, Path, description = "The model's name or an alias.")),
+    responses(
+        (status = 200, description = "The model", body = crate::openapi::ModelObject),
+        (status = 404),
+    ),
+    extensions(("x-required-scope" = json!("any"))),
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Auth(_caller): Auth,
@@ -115,7 +139,8 @@ pub async fn get(
 // ---------------------------------------------------------------------------------------------
 // Embeddings
 
-#[derive(Deserialize)]
+/// A text or a list of texts (token ids are refused).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum EmbeddingInput {
     One(String),
@@ -126,7 +151,7 @@ enum EmbeddingInput {
     TokenLists(Vec<Vec<u32>>),
 }
 
-#[derive(Deserialize, Clone, Copy, Default, PartialEq)]
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum EncodingFormat {
     #[default]
@@ -134,16 +159,22 @@ enum EncodingFormat {
     Base64,
 }
 
-#[derive(Deserialize)]
+/// OpenAI's embeddings request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = EmbeddingRequest)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingsRequest {
+    /// Up to 2,048 non-empty texts.
+    #[schema(value_type = EmbeddingInput)]
     input: Value,
+    /// An embedding model by name; the first loaded one when absent.
     /// Read from the raw body before parsing (to route upstream models).
     #[serde(default)]
     #[allow(dead_code)]
     model: Option<String>,
     #[serde(default)]
     encoding_format: EncodingFormat,
+    /// Must be the model's own (vectors are not shortened).
     #[serde(default)]
     dimensions: Option<usize>,
     #[serde(default)]
@@ -152,6 +183,21 @@ pub struct EmbeddingsRequest {
 }
 
 /// `POST /v1/embeddings`.
+#[utoipa::path(
+    post,
+    path = "/v1/embeddings",
+    tag = "models",
+    operation_id = "createEmbedding",
+    summary = "Embed text",
+    description = "One vector per input, with an embedding model (the first loaded one when `model` is absent). OpenAI-compatible; billed by the token.",
+    request_body = EmbeddingsRequest,
+    responses(
+        (status = 200, description = "The vectors", body = crate::openapi::EmbeddingList),
+        (status = 404),
+        (status = 503),
+    ),
+    extensions(("x-required-scope" = json!("models:embeddings"))),
+)]
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -282,14 +328,18 @@ pub(crate) fn body_text_bytes(v: &Value) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Chat completions
 
-#[derive(Deserialize)]
+/// Text, or a list of text parts.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ChatContent)]
 #[serde(untagged)]
 enum Content {
     Text(String),
     Parts(Vec<ContentPart>),
 }
 
-#[derive(Deserialize)]
+/// A part of a message; only `text` parts are supported.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ChatContentPart)]
 #[serde(deny_unknown_fields)]
 struct ContentPart {
     #[serde(rename = "type")]
@@ -298,9 +348,10 @@ struct ContentPart {
     text: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChatMessage {
+    /// `system`, `developer`, `user` or `assistant`.
     role: String,
     #[serde(default)]
     content: Option<Content>,
@@ -309,24 +360,31 @@ struct ChatMessage {
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Up to 4 sequences that end the completion.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ChatStop)]
 #[serde(untagged)]
 enum Stop {
     One(String),
     Many(Vec<String>),
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = ChatStreamOptions)]
 #[serde(deny_unknown_fields)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
 }
 
-#[derive(Deserialize)]
+/// OpenAI's chat completion request (`n` must be 1; `logprobs` and non-text
+/// `response_format`s are refused).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ChatCompletionRequest)]
 #[serde(deny_unknown_fields)]
 struct ChatRequest {
     model: String,
+    /// Up to 1,000 messages.
     messages: Vec<ChatMessage>,
     #[serde(default)]
     max_tokens: Option<usize>,
@@ -366,6 +424,28 @@ struct ChatRequest {
 }
 
 /// `POST /v1/chat/completions`, plain or streamed.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "models",
+    operation_id = "createChatCompletion",
+    summary = "Chat completion",
+    description = "The assistant's next message, whole or streamed as server-sent events (`stream: true`). OpenAI-compatible; billed by input and output token.",
+    request_body = ChatRequest,
+    responses(
+        (
+            status = 200,
+            description = "The completion; with `stream: true`, `data:` events of chunks ending with `data: [DONE]`",
+            content(
+                (crate::openapi::ChatCompletion = "application/json"),
+                (crate::openapi::ChatCompletionChunk = "text/event-stream"),
+            ),
+        ),
+        (status = 404),
+        (status = 503),
+    ),
+    extensions(("x-required-scope" = json!("models:chat"))),
+)]
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,

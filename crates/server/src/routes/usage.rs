@@ -16,7 +16,8 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{ApiPath, ApiQuery, Auth};
 
-#[derive(Clone, Copy, Deserialize, Default, PartialEq)]
+/// The answer's format.
+#[derive(Clone, Copy, Deserialize, Default, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     #[default]
@@ -25,16 +26,24 @@ pub enum Format {
 }
 
 /// Query of `GET /v1/usage`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
+    /// Start (RFC 3339); the start of the current billing period by default.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<Timestamp>,
+    /// End (RFC 3339); now by default.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
+    /// Lines per day, key, model, route (or tenant, for the operator).
     #[serde(default)]
+    #[param(inline)]
     group_by: Option<GroupBy>,
     #[serde(default)]
+    #[param(inline)]
     format: Format,
     /// Operator only: one tenant (all tenants without it).
     #[serde(default)]
@@ -112,6 +121,24 @@ fn unit_columns(units: &marquee_platform::Units) -> String {
 /// `GET /v1/usage?from&to&group_by=day|key|model|route[&format=csv]`: the tenant's usage
 /// (default: the current billing period); the operator's key sees every tenant (`group_by=tenant`)
 /// or one (`tenant=`).
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    operation_id = "getUsage",
+    summary = "Usage report",
+    description = "Requests, units and cost of the tenant (default: the current billing period up to now), in total and grouped by day, key, model or route. The operator's key sees every tenant (`group_by=tenant`) or one (`tenant`).",
+    params(UsageParams),
+    responses((
+        status = 200,
+        description = "The report",
+        content(
+            (marquee_core::usage::UsageReport = "application/json"),
+            (String = "text/csv", example = "group,requests,recommendations,input_tokens,output_tokens,embedding_tokens,tts_characters,images,audio_milliseconds,cost,currency"),
+        ),
+    )),
+    extensions(("x-required-scope" = json!("usage:read"))),
+)]
 pub async fn usage(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -145,20 +172,29 @@ pub async fn usage(
 }
 
 /// Query of `GET /v1/usage/records`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordParams {
+    /// Start (RFC 3339); the start of the current billing period by default.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<Timestamp>,
+    /// End (RFC 3339); now by default.
     #[serde(default)]
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<Timestamp>,
     /// The `next` cursor of the previous page.
     #[serde(default)]
     after: Option<String>,
+    /// Records per JSON page (1–10,000); CSV has every record of the window.
     #[serde(default = "default_limit")]
+    #[param(default = 1000)]
     limit: usize,
     #[serde(default)]
+    #[param(inline)]
     format: Format,
+    /// Operator only: one tenant (all tenants without it).
     #[serde(default)]
     tenant: Option<String>,
 }
@@ -187,6 +223,24 @@ fn cursor(r: &UsageRecord) -> String {
 
 /// `GET /v1/usage/records`: the individual billed requests, oldest first, paged with `after`
 /// (JSON), or all of them in the window as CSV (`format=csv`).
+#[utoipa::path(
+    get,
+    path = "/v1/usage/records",
+    tag = "usage",
+    operation_id = "listUsageRecords",
+    summary = "Billed requests",
+    description = "The individual billed requests, oldest first: pages of JSON (`after`), or every one in the window as CSV (`format=csv`).",
+    params(RecordParams),
+    responses((
+        status = 200,
+        description = "The records",
+        content(
+            (crate::openapi::UsageRecordPage = "application/json"),
+            (String = "text/csv"),
+        ),
+    )),
+    extensions(("x-required-scope" = json!("usage:read"))),
+)]
 pub async fn records(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
@@ -242,17 +296,41 @@ pub async fn records(
 }
 
 /// Query of `GET /v1/invoices/{month}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceParams {
     #[serde(default)]
+    #[param(inline)]
     format: Format,
+    /// Operator only, and then required: the tenant.
     #[serde(default)]
     tenant: Option<String>,
 }
 
 /// `GET /v1/invoices/{YYYY-MM}`: the tenant's invoice for a month, one line per route and
 /// model, summed from the ledger.
+#[utoipa::path(
+    get,
+    path = "/v1/invoices/{month}",
+    tag = "usage",
+    operation_id = "getInvoice",
+    summary = "A month's invoice",
+    description = "One line per route and model, summed from the same ledger as the usage report. An operator names the tenant (`tenant`).",
+    params(
+        ("month" = String, Path, description = "`YYYY-MM` (UTC).", example = "2026-11"),
+        InvoiceParams,
+    ),
+    responses((
+        status = 200,
+        description = "The invoice",
+        content(
+            (marquee_core::usage::Invoice = "application/json"),
+            (String = "text/csv"),
+        ),
+    )),
+    extensions(("x-required-scope" = json!("usage:read"))),
+)]
 pub async fn invoice(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,

@@ -1,0 +1,1308 @@
+//! An async Rust client for Marquee's HTTP API.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), marquee_client::Error> {
+//! use marquee_client::{Client, FeedbackInput, RecommendRequest};
+//!
+//! let client = Client::new("http://127.0.0.1:8080", "mq_sk_…")?;
+//! let profile = client.profile("ann").await?;
+//! let request = RecommendRequest { item_id: profile.item_id.clone(), n: Some(10), ..Default::default() };
+//! for r in client.recommend("ann", &request).await? {
+//!     println!("{} {:.3} {}", r.item_id, r.score, r.reason.message);
+//! }
+//! client
+//!     .send_feedback(&[FeedbackInput {
+//!         user_id: "ann".into(),
+//!         item_id: "heat".into(),
+//!         kind: "view".into(),
+//!         value: None,
+//!         timestamp: None,
+//!         recommendation_id: None,
+//!     }])
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Shared types.** Items, users, feedback, recommendations and profiles are the very types the
+//! server serializes ([`marquee_types`], re-exported here), so client and server cannot drift.
+//!
+//! **Errors** are one [`Error`] whose [`Error::code`] is the server's stable code
+//! (`not_found`, `missing_scope`, `rate_limit_exceeded`, …) or the client's own
+//! (`invalid_argument`, `timeout`, `transport_error`, `decode_error`). Arguments the server would
+//! refuse (empty ids, `n` outside 1–1000, …) are refused before anything is sent.
+//!
+//! **Retries.** A request is retried (`max_retries`, default 2) when the server answers 429 or
+//! 503 (or a gateway in front of it 502/504), or when the connection fails or times out — but
+//! only when repeating it cannot do anything twice: reads (`GET`), `PUT`, `PATCH` (Marquee's
+//! patches set fields, they never add to them), `DELETE`, and the `POST`s that are idempotent by
+//! design: feedback batches (an event is keyed by user, item and type, so a resent batch leaves
+//! the same state), item and user batch upserts, and session recommendations (a read). Chat,
+//! embeddings and training are never retried: they are billed per call and may have run. The
+//! wait honours `Retry-After` (plus a little jitter, never less); without one it backs off
+//! exponentially (0.5 s, 1 s, 2 s, … up to 8 s) with jitter. An answer whose `Retry-After` is
+//! longer than `max_retry_wait` (default 60 s: an exhausted quota or budget waits for the next
+//! billing period) is returned at once instead of waited for.
+//!
+//! **Keys.** The API key is sent as a sensitive `Authorization` header and never appears in
+//! `Debug` output, errors or logs.
+
+mod error;
+mod models;
+mod request;
+mod validate;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub use error::{Error, Result};
+pub use marquee_types::*;
+pub use models::{
+    ChatChoice, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatUsage, ChunkChoice, Delta,
+    Embedding, EmbeddingUsage, Embeddings,
+};
+pub use request::{
+    CategoryMatch, GroupBy, Page, RecommendRequest, UsageLine, UsageQuery, UsageReport,
+};
+
+use validate::{validate_element_id, validate_id};
+
+/// Largest batch the server accepts in one request (its default `max_batch`).
+pub const DEFAULT_BATCH_SIZE: usize = 10_000;
+
+/// Largest page the listing routes return.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Most history entries a profile returns.
+pub const MAX_PROFILE_HISTORY: usize = 100;
+
+/// The API key: sent, never shown.
+#[derive(Clone)]
+struct ApiKey(HeaderValue);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Configures a [`Client`]: `Client::builder().base_url(…).api_key(…).timeout(…).build()`.
+#[derive(Clone)]
+pub struct ClientBuilder {
+    base_url: Option<String>,
+    api_key: Option<String>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    max_retries: u32,
+    max_retry_wait: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    batch_size: usize,
+    user_agent: Option<String>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_retries", &self.max_retries)
+            .field("max_retry_wait", &self.max_retry_wait)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            base_url: None,
+            api_key: None,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            max_retry_wait: Duration::from_secs(60),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(8),
+            batch_size: DEFAULT_BATCH_SIZE,
+            user_agent: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The server's address, e.g. `http://127.0.0.1:8080` (a path prefix is kept: a server
+    /// behind `https://example.com/marquee/` works).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// A secret, publishable or admin key (`mq_sk_…`). Without one only public routes work
+    /// (`--demo` serves its recommendations without a key).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// The longest one attempt may take, answer body included (default 60 s). Streamed chat
+    /// applies it to the wait for the answer and for each chunk.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The longest connecting may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Retries after the first attempt of a retryable request (default 2; 0 disables).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// The longest `Retry-After` worth waiting for (default 60 s); longer ones are returned.
+    pub fn max_retry_wait(mut self, wait: Duration) -> Self {
+        self.max_retry_wait = wait;
+        self
+    }
+
+    /// The first backoff without `Retry-After` (default 0.5 s), doubled on each retry up to
+    /// `max_backoff` (default 8 s).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// Elements per request of the batch uploads (`send_feedback`, `upsert_items`,
+    /// `upsert_users`): 1 to the server's limit, default 10,000.
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.batch_size = n;
+        self
+    }
+
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = Some(ua.into());
+        self
+    }
+
+    pub fn build(self) -> Result<Client> {
+        let raw = self
+            .base_url
+            .as_deref()
+            .ok_or_else(|| Error::invalid("base_url", "is required"))?;
+        let mut base = Url::parse(raw.trim())
+            .map_err(|e| Error::invalid("base_url", format!("{raw:?} is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::invalid(
+                "base_url",
+                format!("{raw:?} is not an http(s) URL"),
+            ));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(Error::invalid(
+                "base_url",
+                "must not have a query or fragment",
+            ));
+        }
+        // Paths are appended segment by segment: drop a trailing slash so that
+        // `http://host/` and `http://host` mean the same.
+        if base.path().ends_with('/') {
+            let trimmed = base.path().trim_end_matches('/').to_string();
+            base.set_path(&trimmed);
+        }
+        let key = match self.api_key {
+            None => None,
+            Some(k) => {
+                let k = k.trim();
+                if k.is_empty() {
+                    return Err(Error::invalid("api_key", "must not be empty"));
+                }
+                let mut value = HeaderValue::from_str(&format!("Bearer {k}")).map_err(|_| {
+                    Error::invalid("api_key", "contains characters a header cannot carry")
+                })?;
+                value.set_sensitive(true);
+                Some(ApiKey(value))
+            }
+        };
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::invalid("timeout", "must be positive"));
+        }
+        // reqwest is built without a default crypto provider (no aws-lc); the ring one is
+        // installed for the process, unless someone installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http =
+            reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .user_agent(self.user_agent.unwrap_or_else(|| {
+                    format!("marquee-client-rust/{}", env!("CARGO_PKG_VERSION"))
+                }))
+                .build()
+                .map_err(Error::Transport)?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                key,
+                timeout: self.timeout,
+                max_retries: self.max_retries,
+                max_retry_wait: self.max_retry_wait,
+                initial_backoff: self.initial_backoff,
+                max_backoff: self.max_backoff,
+                batch_size: self.batch_size,
+            }),
+        })
+    }
+}
+
+/// A client of one Marquee server under one key. Cheap to clone (the connection pool is shared).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    key: Option<ApiKey>,
+    timeout: Duration,
+    max_retries: u32,
+    max_retry_wait: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    batch_size: usize,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.inner;
+        f.debug_struct("Client")
+            .field("base_url", &i.base.as_str())
+            .field("api_key", &i.key)
+            .field("timeout", &i.timeout)
+            .field("max_retries", &i.max_retries)
+            .field("batch_size", &i.batch_size)
+            .finish()
+    }
+}
+
+/// Whether a request may be sent again after a failure that may have reached the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Idempotent,
+    Never,
+}
+
+/// One request, kept so that it can be sent again.
+struct Call {
+    method: Method,
+    url: Url,
+    body: Option<Vec<u8>>,
+    retry: Retry,
+}
+
+impl Client {
+    /// A client of the server at `base_url` using `api_key`, with the default timeout (60 s),
+    /// retries (2) and batch size (10,000).
+    pub fn new(base_url: &str, api_key: impl Into<String>) -> Result<Client> {
+        Client::builder()
+            .base_url(base_url)
+            .api_key(api_key)
+            .build()
+    }
+
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A client configured from `MARQUEE_BASE_URL` (default `http://127.0.0.1:8080`) and
+    /// `MARQUEE_API_KEY` (optional), as the Python SDK's default client is.
+    pub fn from_env() -> Result<Client> {
+        let mut b = Client::builder().base_url(
+            std::env::var("MARQUEE_BASE_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+        );
+        if let Ok(key) = std::env::var("MARQUEE_API_KEY")
+            && !key.is_empty()
+        {
+            b = b.api_key(key);
+        }
+        b.build()
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Recommendations
+
+    /// `GET /v1/recommend/{user}` (or `/v1/recommend/{user}/{item}` with `item_id`): the user's
+    /// recommendations, best first. An unknown user gets popular items.
+    pub async fn recommend(
+        &self,
+        user_id: &str,
+        request: &RecommendRequest,
+    ) -> Result<Vec<Recommendation>> {
+        validate_id("user_id", user_id)?;
+        request.validate()?;
+        let (url, what) = match &request.item_id {
+            Some(item) => (
+                self.url(&["v1", "recommend", user_id, item], &request.query()),
+                "GET /v1/recommend/{user_id}/{item_id}",
+            ),
+            None => (
+                self.url(&["v1", "recommend", user_id], &request.query()),
+                "GET /v1/recommend/{user_id}",
+            ),
+        };
+        self.json(Method::GET, url, what, None::<&()>, Retry::Idempotent)
+            .await
+    }
+
+    /// `GET /v1/items/{item}/similar`: items like this one.
+    pub async fn similar(
+        &self,
+        item_id: &str,
+        request: &RecommendRequest,
+    ) -> Result<Vec<Recommendation>> {
+        validate_id("item_id", item_id)?;
+        request.validate()?;
+        request.without_item("similar")?;
+        let url = self.url(&["v1", "items", item_id, "similar"], &request.query());
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/items/{item_id}/similar",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `GET /v1/popular`: the most popular items (time-decayed).
+    pub async fn popular(&self, request: &RecommendRequest) -> Result<Vec<Recommendation>> {
+        request.validate()?;
+        request.without_item("popular")?;
+        let url = self.url(&["v1", "popular"], &request.query());
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/popular",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `GET /v1/trending`: what gained most in the last week against the four before.
+    pub async fn trending(&self, request: &RecommendRequest) -> Result<Vec<Recommendation>> {
+        request.validate()?;
+        request.without_item("trending")?;
+        let url = self.url(&["v1", "trending"], &request.query());
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/trending",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `POST /v1/recommend/session`: recommendations for an anonymous session that engaged with
+    /// `items` (most relevant last or first: order does not matter).
+    pub async fn session<S: AsRef<str>>(
+        &self,
+        items: &[S],
+        request: &RecommendRequest,
+    ) -> Result<Vec<Recommendation>> {
+        request.validate()?;
+        request.without_item("session")?;
+        let items: Vec<String> = items.iter().map(|s| s.as_ref().to_string()).collect();
+        for i in &items {
+            validate_id("items", i)?;
+        }
+        let url = self.url(&["v1", "recommend", "session"], &[]);
+        self.json(
+            Method::POST,
+            url,
+            "POST /v1/recommend/session",
+            Some(&request.session_body(items)),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `GET /v1/search?q=…`: items whose text matches `query` in meaning (needs an embedding
+    /// model on the server). `exclude_seen` and `exploration` do not apply.
+    pub async fn search(
+        &self,
+        query: &str,
+        request: &RecommendRequest,
+    ) -> Result<Vec<Recommendation>> {
+        if query.trim().is_empty() {
+            return Err(Error::invalid("query", "must not be empty"));
+        }
+        request.validate()?;
+        request.without_item("search")?;
+        if request.exclude_seen.is_some() || request.exploration.is_some() {
+            return Err(Error::invalid(
+                "request",
+                "search takes no `exclude_seen` or `exploration`",
+            ));
+        }
+        let mut q = vec![("q", query.to_string())];
+        q.extend(request.query());
+        let url = self.url(&["v1", "search"], &q);
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/search",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `GET /v1/users/{user}/profile`: the item the user engaged with most recently, their
+    /// weighted interests and their 20 most recent events with titles (the SDKs'
+    /// `get_user_data`).
+    pub async fn profile(&self, user_id: &str) -> Result<UserProfile> {
+        self.profile_with_history(user_id, 20).await
+    }
+
+    /// [`Client::profile`] with `history` recent events (0–100).
+    pub async fn profile_with_history(&self, user_id: &str, history: usize) -> Result<UserProfile> {
+        validate_id("user_id", user_id)?;
+        if history > MAX_PROFILE_HISTORY {
+            return Err(Error::invalid(
+                "history",
+                format!("must be at most {MAX_PROFILE_HISTORY}"),
+            ));
+        }
+        let url = self.url(
+            &["v1", "users", user_id, "profile"],
+            &[("history", history.to_string())],
+        );
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/users/{user_id}/profile",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Catalogue
+
+    pub async fn get_item(&self, item_id: &str) -> Result<Item> {
+        validate_id("item_id", item_id)?;
+        let url = self.url(&["v1", "items", item_id], &[]);
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/items/{item_id}",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `PUT /v1/items/{id}`: creates or replaces the item. `input.id`, if set, must be `item_id`.
+    pub async fn put_item(&self, item_id: &str, input: &ItemInput) -> Result<Item> {
+        validate_id("item_id", item_id)?;
+        if input.id.as_deref().is_some_and(|id| id != item_id) {
+            return Err(Error::invalid("id", "differs from `item_id`"));
+        }
+        let url = self.url(&["v1", "items", item_id], &[]);
+        self.json(
+            Method::PUT,
+            url,
+            "PUT /v1/items/{item_id}",
+            Some(input),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `PATCH /v1/items/{id}`: changes the fields present in `patch` (`Some(None)` clears one).
+    pub async fn patch_item(&self, item_id: &str, patch: &ItemPatch) -> Result<Item> {
+        validate_id("item_id", item_id)?;
+        let url = self.url(&["v1", "items", item_id], &[]);
+        self.json(
+            Method::PATCH,
+            url,
+            "PATCH /v1/items/{item_id}",
+            Some(patch),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/items/{id}`: deletes the item and the feedback on it.
+    pub async fn delete_item(&self, item_id: &str) -> Result<()> {
+        validate_id("item_id", item_id)?;
+        let url = self.url(&["v1", "items", item_id], &[]);
+        self.empty(Method::DELETE, url, Retry::Idempotent).await
+    }
+
+    /// `POST /v1/items`: creates or replaces many items (each with its `id`), in chunks of the
+    /// batch size; returns how many were written.
+    pub async fn upsert_items(&self, items: &[ItemInput]) -> Result<usize> {
+        for (i, item) in items.iter().enumerate() {
+            validate_element_id("items", i, item.id.as_deref())?;
+        }
+        self.batches(items, &["v1", "items"], "POST /v1/items", "upserted")
+            .await
+    }
+
+    /// One page of `GET /v1/items` (`limit` 1–1000), in id order.
+    pub async fn list_items(&self, cursor: Option<&str>, limit: usize) -> Result<Page<Item>> {
+        self.page(&["v1", "items"], "items", cursor, limit).await
+    }
+
+    /// Every item, page after page, as a stream (pages of 1000).
+    pub fn items(&self) -> impl Stream<Item = Result<Item>> + Send + 'static {
+        self.clone().pages(&["v1", "items"], "items")
+    }
+
+    /// Every item, collected.
+    pub async fn list_all_items(&self) -> Result<Vec<Item>> {
+        collect(self.items()).await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Users
+
+    pub async fn get_user(&self, user_id: &str) -> Result<User> {
+        validate_id("user_id", user_id)?;
+        let url = self.url(&["v1", "users", user_id], &[]);
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/users/{user_id}",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `PUT /v1/users/{id}`: creates or replaces the user's attributes.
+    pub async fn put_user(&self, user_id: &str, input: &UserInput) -> Result<User> {
+        validate_id("user_id", user_id)?;
+        if input.id.as_deref().is_some_and(|id| id != user_id) {
+            return Err(Error::invalid("id", "differs from `user_id`"));
+        }
+        let url = self.url(&["v1", "users", user_id], &[]);
+        self.json(
+            Method::PUT,
+            url,
+            "PUT /v1/users/{user_id}",
+            Some(input),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `PATCH /v1/users/{id}`: sets the attributes given, keeps the others.
+    pub async fn patch_user(&self, user_id: &str, attributes: &Map<String, Value>) -> Result<User> {
+        validate_id("user_id", user_id)?;
+        let url = self.url(&["v1", "users", user_id], &[]);
+        let body = serde_json::json!({ "attributes": attributes });
+        self.json(
+            Method::PATCH,
+            url,
+            "PATCH /v1/users/{user_id}",
+            Some(&body),
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `DELETE /v1/users/{id}`: erases the user (attributes, feedback, their place in served
+    /// results). Returns the server's erasure record.
+    pub async fn delete_user(&self, user_id: &str) -> Result<Value> {
+        validate_id("user_id", user_id)?;
+        let url = self.url(&["v1", "users", user_id], &[]);
+        self.json(
+            Method::DELETE,
+            url,
+            "DELETE /v1/users/{user_id}",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `POST /v1/users`: creates or replaces many users (each with its `id`), chunked.
+    pub async fn upsert_users(&self, users: &[UserInput]) -> Result<usize> {
+        for (i, user) in users.iter().enumerate() {
+            validate_element_id("users", i, user.id.as_deref())?;
+        }
+        self.batches(users, &["v1", "users"], "POST /v1/users", "upserted")
+            .await
+    }
+
+    /// One page of `GET /v1/users` (`limit` 1–1000), in id order.
+    pub async fn list_users(&self, cursor: Option<&str>, limit: usize) -> Result<Page<User>> {
+        self.page(&["v1", "users"], "users", cursor, limit).await
+    }
+
+    /// Every user, page after page, as a stream.
+    pub fn users(&self) -> impl Stream<Item = Result<User>> + Send + 'static {
+        self.clone().pages(&["v1", "users"], "users")
+    }
+
+    /// Every user, collected.
+    pub async fn list_all_users(&self) -> Result<Vec<User>> {
+        collect(self.users()).await
+    }
+
+    /// `GET /v1/users/{id}/feedback`: the user's most recent feedback (`limit` 1–1000).
+    pub async fn user_feedback(&self, user_id: &str, limit: usize) -> Result<Vec<Feedback>> {
+        validate_id("user_id", user_id)?;
+        check_limit(limit)?;
+        let url = self.url(
+            &["v1", "users", user_id, "feedback"],
+            &[("limit", limit.to_string())],
+        );
+        let body: Value = self
+            .json(
+                Method::GET,
+                url,
+                "GET /v1/users/{user_id}/feedback",
+                None::<&()>,
+                Retry::Idempotent,
+            )
+            .await?;
+        field(body, "feedback", "GET /v1/users/{user_id}/feedback")
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Feedback
+
+    /// `POST /v1/feedback`: records events, in chunks of the batch size (10,000 by default, the
+    /// server's limit); returns how many the server accepted. Safe to resend: an event is keyed
+    /// by (user, item, type). Items must exist; users are created on their first event.
+    pub async fn send_feedback(&self, events: &[FeedbackInput]) -> Result<usize> {
+        for (i, e) in events.iter().enumerate() {
+            validate_element_id("user_id", i, Some(&e.user_id))?;
+            validate_element_id("item_id", i, Some(&e.item_id))?;
+            if e.kind.trim().is_empty() {
+                return Err(Error::invalid(
+                    "type",
+                    format!("element {i}: must not be empty"),
+                ));
+            }
+            if e.value.is_some_and(|v| !v.is_finite()) {
+                return Err(Error::invalid(
+                    "value",
+                    format!("element {i}: must be a finite number"),
+                ));
+            }
+        }
+        self.batches(events, &["v1", "feedback"], "POST /v1/feedback", "accepted")
+            .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Usage, training
+
+    /// `GET /v1/usage`: requests, units and cost in a window (default: the current period).
+    pub async fn usage(&self, query: &UsageQuery) -> Result<UsageReport> {
+        if let (Some(from), Some(to)) = (query.from, query.to)
+            && from > to
+        {
+            return Err(Error::invalid("from", "is after `to`"));
+        }
+        let url = self.url(&["v1", "usage"], &query.query());
+        self.json(
+            Method::GET,
+            url,
+            "GET /v1/usage",
+            None::<&()>,
+            Retry::Idempotent,
+        )
+        .await
+    }
+
+    /// `POST /v1/models/train`: trains a new recommendation model now; with `wait`, returns
+    /// once it serves (`{"status": "trained", "model": {…}}`), else at once
+    /// (`{"status": "started"}`). Not retried.
+    pub async fn train(&self, wait: bool) -> Result<Value> {
+        let query = if wait {
+            vec![("wait", "true".to_string())]
+        } else {
+            Vec::new()
+        };
+        let url = self.url(&["v1", "models", "train"], &query);
+        self.json(
+            Method::POST,
+            url,
+            "POST /v1/models/train",
+            Some(&serde_json::json!({})),
+            Retry::Never,
+        )
+        .await
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Models
+
+    /// `POST /v1/embeddings`: one vector per text (`model`: the server's first embedding model
+    /// when `None`). Not retried.
+    pub async fn embed<S: AsRef<str>>(
+        &self,
+        model: Option<&str>,
+        input: &[S],
+    ) -> Result<Embeddings> {
+        if input.is_empty() {
+            return Err(Error::invalid("input", "must not be empty"));
+        }
+        if let Some(i) = input.iter().position(|s| s.as_ref().is_empty()) {
+            return Err(Error::invalid(
+                "input",
+                format!("input[{i}] is an empty string"),
+            ));
+        }
+        if model.is_some_and(str::is_empty) {
+            return Err(Error::invalid("model", "must not be empty"));
+        }
+        let mut body = serde_json::json!({
+            "input": input.iter().map(AsRef::as_ref).collect::<Vec<&str>>(),
+        });
+        if let Some(m) = model {
+            body["model"] = m.into();
+        }
+        let url = self.url(&["v1", "embeddings"], &[]);
+        self.json(
+            Method::POST,
+            url,
+            "POST /v1/embeddings",
+            Some(&body),
+            Retry::Never,
+        )
+        .await
+    }
+
+    /// `POST /v1/chat/completions`, whole. Not retried.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatCompletion> {
+        let body = chat_body(request, false)?;
+        let url = self.url(&["v1", "chat", "completions"], &[]);
+        self.json(
+            Method::POST,
+            url,
+            "POST /v1/chat/completions",
+            Some(&body),
+            Retry::Never,
+        )
+        .await
+    }
+
+    /// `POST /v1/chat/completions` with `stream: true`: the chunks as they are generated (the
+    /// last one carries `usage`). Dropping the stream stops the generation on the server. An
+    /// error before the first byte is returned at once; one during generation ends the stream
+    /// with an [`Error::Api`].
+    pub async fn chat_stream(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<impl Stream<Item = Result<ChatChunk>> + Send + 'static> {
+        let body = chat_body(request, true)?;
+        let what = "POST /v1/chat/completions";
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["v1", "chat", "completions"], &[]),
+            body: Some(serde_json::to_vec(&body).map_err(|e| decode_error(what, e))?),
+            retry: Retry::Never,
+        };
+        let response = self.execute(&call, false).await?;
+        let timeout = self.inner.timeout;
+        let bytes = response.bytes_stream();
+        let state = (bytes, models::SseParser::default(), VecDeque::new(), false);
+        Ok(futures_util::stream::unfold(
+            state,
+            move |(mut bytes, mut parser, mut pending, mut done)| async move {
+                loop {
+                    if let Some(data) = pending.pop_front() {
+                        let data: String = data;
+                        if data == "[DONE]" {
+                            return None;
+                        }
+                        let item = parse_stream_event(&data);
+                        if item.is_err() {
+                            pending.clear();
+                            done = true;
+                        }
+                        return Some((item, (bytes, parser, pending, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    match tokio::time::timeout(timeout, bytes.next()).await {
+                        Err(_) => {
+                            done = true;
+                            return Some((
+                                Err(Error::Timeout(timeout)),
+                                (bytes, parser, pending, done),
+                            ));
+                        }
+                        Ok(None) => return None,
+                        Ok(Some(Err(e))) => {
+                            done = true;
+                            return Some((
+                                Err(transport_error(e, timeout)),
+                                (bytes, parser, pending, done),
+                            ));
+                        }
+                        Ok(Some(Ok(chunk))) => pending.extend(parser.push(&chunk)),
+                    }
+                }
+            },
+        ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Transport
+
+    /// `base` + the path segments (each percent-encoded: an id may hold `/` or `?`) + query.
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Url {
+        let mut url = self.inner.base.clone();
+        {
+            // The builder checked that the base URL can be a base.
+            let mut path = url
+                .path_segments_mut()
+                .expect("http(s) URLs have path segments");
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        if !query.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    async fn json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        what: &str,
+        body: Option<&B>,
+        retry: Retry,
+    ) -> Result<T> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| Error::invalid("body", format!("cannot serialize: {e}")))?;
+        let call = Call {
+            method,
+            url,
+            body,
+            retry,
+        };
+        let response = self.execute(&call, true).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, self.inner.timeout))?;
+        serde_json::from_slice(&bytes).map_err(|e| decode_error(what, e))
+    }
+
+    async fn empty(&self, method: Method, url: Url, retry: Retry) -> Result<()> {
+        let call = Call {
+            method,
+            url,
+            body: None,
+            retry,
+        };
+        self.execute(&call, true).await.map(drop)
+    }
+
+    /// Sends `call`, retrying as the crate documentation says; returns a successful answer
+    /// (its body unread) or the last error. `whole`: the timeout covers the whole body.
+    async fn execute(&self, call: &Call, whole: bool) -> Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            let result = self.attempt(call, whole).await;
+            let Err(error) = &result else {
+                return result;
+            };
+            if call.retry == Retry::Never || attempt >= self.inner.max_retries {
+                return result;
+            }
+            let Some(wait) = self.retry_wait(error, attempt) else {
+                return result;
+            };
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, call: &Call, whole: bool) -> Result<reqwest::Response> {
+        let timeout = self.inner.timeout;
+        let mut req = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone());
+        if whole {
+            req = req.timeout(timeout);
+        }
+        if let Some(key) = &self.inner.key {
+            req = req.header(AUTHORIZATION, key.0.clone());
+        }
+        if let Some(body) = &call.body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let send = req.send();
+        let response = if whole {
+            send.await
+        } else {
+            match tokio::time::timeout(timeout, send).await {
+                Ok(r) => r,
+                Err(_) => return Err(Error::Timeout(timeout)),
+            }
+        }
+        .map_err(|e| transport_error(e, timeout))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64);
+        // With `whole`, reqwest's timeout covers the body; otherwise bound it here.
+        let text = match tokio::time::timeout(timeout, response.text()).await {
+            Ok(t) => t.map_err(|e| transport_error(e, timeout))?,
+            Err(_) => return Err(Error::Timeout(timeout)),
+        };
+        Err(api_error(status, &text, retry_after))
+    }
+
+    /// How long to wait before retrying after `error`, or `None` when it is not worth retrying.
+    fn retry_wait(&self, error: &Error, attempt: u32) -> Option<Duration> {
+        let retryable = match error {
+            Error::Api { status, code, .. } => {
+                matches!(status, 429 | 502 | 503 | 504)
+                    // Exhausted until the period ends: waiting seconds will not help.
+                    && !matches!(code.as_str(), "quota_exceeded" | "budget_exceeded")
+            }
+            Error::Transport(_) | Error::Timeout(_) => true,
+            _ => false,
+        };
+        if !retryable {
+            return None;
+        }
+        let jitter: f64 = rand::random();
+        if let Some(after) = error.retry_after() {
+            if after > self.inner.max_retry_wait {
+                return None;
+            }
+            // Never earlier than asked; up to 10 % (at most 250 ms) later, so that clients
+            // told the same time do not come back all at once.
+            let extra = (after.as_secs_f64() * 0.1).min(0.25) * jitter;
+            return Some(after + Duration::from_secs_f64(extra));
+        }
+        let backoff = self
+            .inner
+            .initial_backoff
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.inner.max_backoff);
+        // "Equal jitter": half fixed, half random.
+        Some(backoff.mul_f64(0.5 + 0.5 * jitter))
+    }
+
+    /// One page of a listing.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        field_name: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<T>> {
+        check_limit(limit)?;
+        let mut q = vec![("limit", limit.to_string())];
+        if let Some(c) = cursor {
+            if c.is_empty() {
+                return Err(Error::invalid("cursor", "must not be empty"));
+            }
+            q.push(("cursor", c.to_string()));
+        }
+        let what = format!("GET /{}", segments.join("/"));
+        let url = self.url(segments, &q);
+        let mut body: Value = self
+            .json(Method::GET, url, &what, None::<&()>, Retry::Idempotent)
+            .await?;
+        let next_cursor = match body.get_mut("next_cursor").map(Value::take) {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        Ok(Page {
+            items: field(body, field_name, &what)?,
+            next_cursor,
+        })
+    }
+
+    /// Every element of a listing, following `next_cursor`.
+    fn pages<T: DeserializeOwned + Send + 'static>(
+        self,
+        segments: &'static [&'static str],
+        field_name: &'static str,
+    ) -> impl Stream<Item = Result<T>> + Send + 'static {
+        struct State<T> {
+            client: Client,
+            buffer: VecDeque<T>,
+            cursor: Option<String>,
+            done: bool,
+        }
+        let state = State {
+            client: self,
+            buffer: VecDeque::new(),
+            cursor: None,
+            done: false,
+        };
+        futures_util::stream::unfold(state, move |mut s| async move {
+            loop {
+                if let Some(item) = s.buffer.pop_front() {
+                    return Some((Ok(item), s));
+                }
+                if s.done {
+                    return None;
+                }
+                match s
+                    .client
+                    .page::<T>(segments, field_name, s.cursor.as_deref(), MAX_PAGE_SIZE)
+                    .await
+                {
+                    Ok(page) => {
+                        s.done = page.next_cursor.is_none();
+                        s.cursor = page.next_cursor;
+                        s.buffer.extend(page.items);
+                    }
+                    Err(e) => {
+                        s.done = true;
+                        return Some((Err(e), s));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Sends `elements` in chunks of the batch size; sums the answers' `count_field`.
+    async fn batches<T: Serialize>(
+        &self,
+        elements: &[T],
+        segments: &[&str],
+        what: &str,
+        count_field: &str,
+    ) -> Result<usize> {
+        let mut total = 0;
+        for (n, chunk) in elements.chunks(self.inner.batch_size).enumerate() {
+            let url = self.url(segments, &[]);
+            let answer: Result<Value> = self
+                .json(Method::POST, url, what, Some(chunk), Retry::Idempotent)
+                .await;
+            let count = answer.and_then(|a| {
+                a.get(count_field)
+                    .and_then(Value::as_u64)
+                    .map(|c| c as usize)
+                    .ok_or_else(|| Error::Decode {
+                        what: what.to_string(),
+                        message: format!("no `{count_field}` count in {a}"),
+                    })
+            });
+            match count {
+                Ok(c) => total += c,
+                Err(e) => {
+                    return Err(Error::Batch {
+                        accepted: total,
+                        chunk_start: n * self.inner.batch_size,
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+fn check_limit(limit: usize) -> Result<()> {
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(Error::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE_SIZE}, not {limit}"),
+        ));
+    }
+    Ok(())
+}
+
+fn chat_body(request: &ChatRequest, stream: bool) -> Result<Value> {
+    if request.model.is_empty() {
+        return Err(Error::invalid("model", "must not be empty"));
+    }
+    if request.messages.is_empty() {
+        return Err(Error::invalid("messages", "must not be empty"));
+    }
+    if request.max_tokens == Some(0) {
+        return Err(Error::invalid("max_tokens", "must be at least 1"));
+    }
+    if request
+        .temperature
+        .is_some_and(|t| !(0.0..=2.0).contains(&t))
+    {
+        return Err(Error::invalid("temperature", "must be between 0 and 2"));
+    }
+    let mut body = serde_json::to_value(request)
+        .map_err(|e| Error::invalid("request", format!("cannot serialize: {e}")))?;
+    if stream {
+        body["stream"] = true.into();
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+    }
+    Ok(body)
+}
+
+/// A chunk of a stream, or the error the server sent in its place.
+fn parse_stream_event(data: &str) -> Result<ChatChunk> {
+    let what = "POST /v1/chat/completions (stream)";
+    let value: Value = serde_json::from_str(data).map_err(|e| decode_error(what, e))?;
+    if value.get("error").is_some() {
+        // Generation failed after the answer's 200: the server's error, as a server error.
+        return Err(api_error(StatusCode::INTERNAL_SERVER_ERROR, data, None));
+    }
+    serde_json::from_value(value).map_err(|e| decode_error(what, e))
+}
+
+/// Takes `name` out of a JSON object and decodes it.
+fn field<T: DeserializeOwned>(mut body: Value, name: &str, what: &str) -> Result<T> {
+    let v = body
+        .get_mut(name)
+        .map(Value::take)
+        .ok_or_else(|| Error::Decode {
+            what: what.to_string(),
+            message: format!("the answer has no `{name}`"),
+        })?;
+    serde_json::from_value(v).map_err(|e| decode_error(what, e))
+}
+
+async fn collect<T>(stream: impl Stream<Item = Result<T>>) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut stream = std::pin::pin!(stream);
+    while let Some(x) = stream.next().await {
+        out.push(x?);
+    }
+    Ok(out)
+}
+
+fn decode_error(what: &str, e: serde_json::Error) -> Error {
+    Error::Decode {
+        what: what.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn transport_error(e: reqwest::Error, timeout: Duration) -> Error {
+    if e.is_timeout() {
+        Error::Timeout(timeout)
+    } else {
+        // The URL in reqwest's message holds ids but never the key (a header).
+        Error::Transport(e)
+    }
+}
+
+/// An error answer: Marquee's body when it is one, else the status and the start of the text.
+fn api_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -> Error {
+    let parsed: Option<Value> = serde_json::from_str(text).ok();
+    let err = parsed.as_ref().and_then(|v| v.get("error"));
+    let get = |k: &str| {
+        err.and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let code = get("code").unwrap_or_else(|| format!("http_{}", status.as_u16()));
+    let message = get("message").unwrap_or_else(|| {
+        let t: String = text.trim().chars().take(200).collect();
+        if t.is_empty() {
+            status
+                .canonical_reason()
+                .unwrap_or("no explanation")
+                .to_string()
+        } else {
+            t
+        }
+    });
+    Error::Api {
+        status: status.as_u16(),
+        code,
+        message,
+        param: get("param"),
+        retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let c = Client::new("http://127.0.0.1:1/", "mq_sk_secret_value_123").unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secret_value"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let b = Client::builder().api_key("mq_sk_secret_value_123");
+        assert!(!format!("{b:?}").contains("secret_value"));
+    }
+
+    #[test]
+    fn urls_encode_ids_and_keep_a_base_path() {
+        let c = Client::new("https://example.com/marquee/", "k").unwrap();
+        let url = c.url(&["v1", "items", "a/b?c"], &[("n", "5".into())]);
+        assert_eq!(
+            url.as_str(),
+            "https://example.com/marquee/v1/items/a%2Fb%3Fc?n=5"
+        );
+        assert!(Client::new("ftp://x", "k").is_err());
+        assert!(Client::new("not a url", "k").is_err());
+        assert!(Client::new("http://x", " ").is_err());
+    }
+
+    #[test]
+    fn error_bodies_are_read_and_others_kept_short() {
+        let e = api_error(
+            StatusCode::NOT_FOUND,
+            r#"{"error": {"code": "not_found", "message": "no item x", "type": "not_found_error", "param": null}}"#,
+            None,
+        );
+        assert_eq!(e.code(), "not_found");
+        assert_eq!(e.status(), Some(404));
+        assert_eq!(e.to_string(), "404 not_found: no item x");
+        let e = api_error(StatusCode::BAD_GATEWAY, &"x".repeat(1000), None);
+        assert_eq!(e.code(), "http_502");
+        assert!(e.to_string().len() < 250);
+    }
+}
