@@ -1,27 +1,14 @@
 //! The `marquee` binary as an operator uses it: real processes, real data from `../shared/data`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-fn marquee() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_marquee"));
-    c.env_remove("MARQUEE_DATA_DIR")
-        .env_remove("MARQUEE_DATABASE_URL")
-        .env_remove("MARQUEE_ADMIN_KEY")
-        .env_remove("MARQUEE_MASTER_KEY")
-        .env_remove("MARQUEE_MASTER_KEY_FILE")
-        // The default master key file goes here, not into the home of whoever runs the tests.
-        .env(
-            "XDG_CONFIG_HOME",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("config"),
-        );
-    c
-}
+mod common;
+use common::{client, marquee, spawn_serve, wait_ready};
 
 /// `../shared/data` beside the repository (or `MARQUEE_SHARED_DATA`).
 fn shared_data() -> PathBuf {
@@ -55,8 +42,6 @@ struct Server {
 }
 
 impl Server {
-    // The child moves into `Server`, whose `Drop` kills and waits for it.
-    #[allow(clippy::zombie_processes)]
     fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = marquee();
         cmd.arg("serve")
@@ -68,56 +53,19 @@ impl Server {
         if !args.contains(&"--models-dir") {
             cmd.arg("--no-models");
         }
-        cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("server did not report its address");
-            let found = line
-                .strip_prefix("Marquee listening on ")
-                .map(str::to_string);
-            lines.push(line);
-            if let Some(base) = found {
-                // Keep collecting what follows (the demo prints examples) for a moment.
-                while let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
-                    lines.push(l);
-                }
-                return Server {
-                    child,
-                    base,
-                    stdout: lines,
-                };
-            }
+        let (child, base, stdout) = spawn_serve(cmd, Duration::from_secs(120));
+        Server {
+            child,
+            base,
+            stdout,
         }
     }
 
     fn wait_ready(&self) {
-        let client = client();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send()
-                && r.status().is_success()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("server not ready in time");
+        wait_ready(&self.base, Duration::from_secs(180));
     }
 
     fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
@@ -953,10 +901,4 @@ fn eval_follows_its_contract() {
         "names the line: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// An HTTP client (the TLS provider must be chosen before any client is built).
-fn client() -> reqwest::blocking::Client {
-    marquee_server::install_tls_provider();
-    reqwest::blocking::Client::new()
 }

@@ -1,35 +1,15 @@
 //! `marquee remote …` against a real `marquee serve` process: feedback sent from CSV and JSON
 //! lines files, recommendations, similar items, a profile and usage read back through the SDK.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const OPERATOR: &str = "mq_remote_test_operator_0123456789";
+mod common;
+use common::{client, marquee, spawn_serve};
 
-fn marquee() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_marquee"));
-    for var in [
-        "MARQUEE_DATA_DIR",
-        "MARQUEE_DATABASE_URL",
-        "MARQUEE_ADMIN_KEY",
-        "MARQUEE_MASTER_KEY",
-        "MARQUEE_MASTER_KEY_FILE",
-        "MARQUEE_BASE_URL",
-        "MARQUEE_API_KEY",
-    ] {
-        c.env_remove(var);
-    }
-    // The default master key file goes here, not into the home of whoever runs the tests.
-    c.env(
-        "XDG_CONFIG_HOME",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("remote-config"),
-    );
-    c
-}
+const OPERATOR: &str = "mq_remote_test_operator_0123456789";
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
@@ -53,43 +33,18 @@ struct Server {
 }
 
 impl Server {
-    // The child moves into `Server`, whose `Drop` kills and waits for it.
-    #[allow(clippy::zombie_processes)]
     fn start(data: &str) -> Server {
-        let mut child = marquee()
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-models"])
+        let mut cmd = marquee();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--no-models"])
             .args(["--data-dir", data])
-            .env("MARQUEE_ADMIN_KEY", OPERATOR)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("server did not report its address");
-            if let Some(base) = line.strip_prefix("Marquee listening on ") {
-                return Server {
-                    child,
-                    base: base.trim().to_string(),
-                };
-            }
-        }
+            .env("MARQUEE_ADMIN_KEY", OPERATOR);
+        let (child, base, _) = spawn_serve(cmd, Duration::from_secs(120));
+        Server { child, base }
     }
 
     fn send(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let resp = http()
+        let resp = client()
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(key)
             .json(&body)
@@ -107,7 +62,7 @@ impl Server {
     /// answers with that training's outcome, which predates the last writes (or failed for lack
     /// of data): the second request trains on all of them.
     fn train(&self, key: &str) {
-        let _ = http()
+        let _ = client()
             .post(format!("{}/v1/models/train?wait=true", self.base))
             .bearer_auth(key)
             .timeout(Duration::from_secs(120))
@@ -142,12 +97,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// reqwest is built without a default crypto provider (no aws-lc); ring is installed first.
-fn http() -> reqwest::blocking::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::blocking::Client::new()
 }
 
 fn lines(text: &str) -> Vec<Value> {

@@ -6,12 +6,15 @@
 //! `pip install ./sdk/python` brings (scripts/test does).
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+
+mod common;
+use common::{client, spawn_serve, wait_ready};
 
 const ADMIN_KEY: &str = "mq_sdk_python_operator_0123456789";
 const TENANT: &str = "sdk";
@@ -48,8 +51,6 @@ struct Server {
 }
 
 impl Server {
-    // The child moves into `Server`, whose `Drop` kills and waits for it.
-    #[allow(clippy::zombie_processes)]
     fn start(args: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         // No tuning in the background: the tests' expectations hold for the default model, and
@@ -69,56 +70,18 @@ impl Server {
             .env_remove("MARQUEE_MASTER_KEY_FILE")
             .env("MARQUEE_ADMIN_KEY", ADMIN_KEY)
             // The master key file goes here, not into the home of whoever runs the tests.
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut lines = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server did not report its address");
-            let base = line
-                .strip_prefix("Marquee listening on ")
-                .map(str::to_string);
-            lines.push(line);
-            if let Some(base) = base {
-                // What follows (the demo's key) comes at once.
-                while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
-                    lines.push(l);
-                }
-                return Server {
-                    child,
-                    base,
-                    stdout: lines,
-                    _dir: dir,
-                };
-            }
+            .env("XDG_CONFIG_HOME", dir.path().join("config"));
+        let (child, base, stdout) = spawn_serve(cmd, Duration::from_secs(180));
+        Server {
+            child,
+            base,
+            stdout,
+            _dir: dir,
         }
     }
 
     fn wait_ready(&self) {
-        let client = client();
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while Instant::now() < deadline {
-            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send()
-                && r.status().is_success()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("the server was not ready in time");
+        wait_ready(&self.base, Duration::from_secs(300));
     }
 
     fn send(&self, method: &str, path: &str, key: &str, body: Value) -> Value {
@@ -242,11 +205,6 @@ fn skipped(transcript: &str) -> Vec<&str> {
         .lines()
         .filter(|l| l.contains(" ... skipped"))
         .collect()
-}
-
-fn client() -> reqwest::blocking::Client {
-    marquee_server::install_tls_provider();
-    reqwest::blocking::Client::new()
 }
 
 #[test]

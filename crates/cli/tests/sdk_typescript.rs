@@ -9,12 +9,15 @@
 //! failure that says what to install.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::{client, spawn_serve, wait_ready};
 
 const ADMIN_KEY: &str = "mq_sdk_typescript_test_operator_0123456789";
 const CHAT_MODEL: &str = "smollm2-135m-instruct";
@@ -109,11 +112,9 @@ struct Server {
 }
 
 impl Server {
-    // The child moves into `Server`, whose `Drop` kills and waits for it.
-    #[allow(clippy::zombie_processes)]
     fn start(data: &Path, models: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_marquee"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_marquee"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .arg("--models-dir")
             .arg(models)
@@ -126,45 +127,15 @@ impl Server {
             .env(
                 "XDG_CONFIG_HOME",
                 Path::new(env!("CARGO_TARGET_TMPDIR")).join("config"),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("marquee serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let base = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server did not report its address");
-            if let Some(base) = line.strip_prefix("Marquee listening on ") {
-                break base.to_string();
-            }
-        };
+            );
+        let (child, base, _) = spawn_serve(cmd, Duration::from_secs(120));
         let server = Server { child, base };
         server.wait_ready();
         server
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            if let Ok(r) = client().get(format!("{}/readyz", self.base)).send()
-                && r.status().is_success()
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "server not ready in time");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_ready(&self.base, Duration::from_secs(180));
     }
 
     /// A JSON request that must succeed; returns the answer.
@@ -198,14 +169,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn client() -> reqwest::blocking::Client {
-    marquee_server::install_tls_provider();
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .build()
-        .unwrap()
 }
 
 /// Runs `node --test` on the SDK's test files; returns (success, combined output). Killed if it
