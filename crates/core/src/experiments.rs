@@ -529,7 +529,10 @@ impl Service {
     }
 
     /// Adds the impressions counted in memory to the store.
+    /// Flushes are serialized: a reader that flushes before reading the store (the results)
+    /// must not see counts that a concurrent flush took from memory but has not written yet.
     pub(crate) async fn flush_impressions(&self, tenant: &TenantState) -> Result<(), ServiceError> {
+        let _one_at_a_time = self.impression_flush.lock().await;
         let Some(running) = tenant.experiment.load_full() else {
             return Ok(());
         };

@@ -87,6 +87,8 @@ pub struct Service {
     meter: Arc<metering::Meter>,
     /// Sealing of user data at rest.
     crypto: privacy::Crypto,
+    /// Held while experiment impressions move from memory to the store.
+    impression_flush: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -143,6 +145,7 @@ impl Service {
             tenant_policies: access::TenantPolicies::default(),
             meter,
             crypto: privacy::Crypto::default(),
+            impression_flush: tokio::sync::Mutex::new(()),
         });
         service.keys.refresh(&service.store).await?;
         service.tenant_policies.refresh(&service.store).await?;
