@@ -8,19 +8,25 @@
 //!    overshoot a budget by more than the one request whose actual use exceeds its estimate.
 //!    Generation tokens are also taken from the tokens-per-minute buckets here.
 //! 2. **Work.** The route does what was asked.
-//! 3. **Record.** The actual units are priced and appended to the usage ledger — one row per
-//!    request, keyed by a server-generated id so a retried write never counts twice — and the
-//!    answer is sent only once that row is committed. If the ledger cannot be written, the
-//!    request is refused (503): a request is never served for free.
+//! 3. **Record.** The actual units are priced and counted against the budgets at once, and a
+//!    ledger row — one per request, keyed by a server-generated id so a retried write never
+//!    counts twice — is queued for the ledger writer before the answer leaves.
 //!
-//! A streamed answer cannot wait for its final count before the first byte, so a streaming
-//! route first *holds* the charge: a pending row with the estimate is committed before the
-//! work starts, and replaced by the final row when the stream ends. Should the process die in
-//! between, the pending row is settled at its estimate ([`Meter::settle_stale`]).
+//! The answer does not wait for the row's commit: a commit with fsync costs more than serving
+//! a recommendation, and the budgets, enforced in memory, already count the request. The
+//! writer commits whatever has queued up in one transaction (group commit: thousands of
+//! requests per second cost a few transactions, each within milliseconds of its requests),
+//! keeps every row until it is committed — retrying after a failure — and from the first failed
+//! write on, every new billable request is refused (503 `ledger_unavailable`) until a write
+//! succeeds. So a request is never served for free while the process lives, and budgets hold;
+//! what a crash can lose is the last commit interval's rows. Usage reports first wait for the
+//! queue to drain ([`Meter::flush`]), so they include every request already answered.
 //!
-//! Ledger writes go through one writer task that commits whatever has queued up in one
-//! transaction (group commit), so thousands of requests per second cost a few transactions,
-//! not thousands.
+//! A streamed answer cannot know its final count before the first byte, so a streaming route
+//! first *holds* the charge: a pending row with the estimate is queued before the work starts
+//! (and is committed while the work runs), and replaced by the final row when the stream ends.
+//! Should the process die in between, the pending row is settled at its estimate
+//! ([`Meter::settle_stale`]).
 //!
 //! Budgets and quotas are counted in this process's memory, seeded from the ledger at start;
 //! with several processes on one store each enforces them on its own share (see the README).
@@ -51,10 +57,20 @@ const STALE_PENDING_MS: i64 = 15 * 60 * 1000;
 /// Most ledger operations committed in one transaction.
 const MAX_BATCH: usize = 4_096;
 const QUEUE: usize = 65_536;
+/// Rows kept for another try after a failed write. Past this, the oldest are dropped (and
+/// logged): the ledger has then been failing for a long while and new requests have been
+/// refused all along.
+const MAX_RETRY_ROWS: usize = 1_000_000;
+/// How soon a failed write is tried again when no new work arrives.
+const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 
 enum Op {
-    Pending(UsageRow, oneshot::Sender<bool>),
-    Final(UsageRow, Option<oneshot::Sender<bool>>),
+    /// A held request's row at its estimate.
+    Pending(UsageRow),
+    /// A request's final row.
+    Final(UsageRow),
+    /// Answered once everything queued before it has been through a write.
+    Flush(oneshot::Sender<bool>),
 }
 
 /// Prices, budgets, token buckets and the ledger writer.
@@ -163,14 +179,20 @@ impl Meter {
         at != 0 && marquee_store::now_ms() - at < FAILURE_BACKOFF_MS
     }
 
-    async fn submit(&self, op: Op, ack: oneshot::Receiver<bool>) -> Result<(), ServiceError> {
-        if self.tx.send(op).await.is_err() {
-            return Err(ledger_unavailable());
+    /// Waits until every row queued so far (written-behind ones included) has been through a
+    /// ledger write, so that a usage report read next includes every request already answered.
+    /// Returns whether that write succeeded (on failure the rows stay queued for a retry).
+    pub async fn flush(&self) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::Flush(tx)).await.is_err() {
+            return false;
         }
-        match ack.await {
-            Ok(true) => Ok(()),
-            _ => Err(ledger_unavailable()),
-        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Queues a row for the writer; waits only while the queue is full.
+    async fn enqueue(&self, op: Op) -> Result<(), ServiceError> {
+        self.tx.send(op).await.map_err(|_| ledger_unavailable())
     }
 }
 
@@ -202,44 +224,75 @@ fn generation_tokens(units: &Units) -> u64 {
 }
 
 /// The group-commit loop: one transaction for everything queued while the previous one ran.
+/// Rows of a failed write are kept and go into the next one (tried again after
+/// [`RETRY_INTERVAL`] when nothing new arrives).
 async fn write_ledger(store: Store, mut rx: mpsc::Receiver<Op>, last_failure: Arc<AtomicI64>) {
     let mut batch = Vec::new();
-    while let Some(op) = rx.recv().await {
-        batch.push(op);
+    let mut pending: Vec<UsageRow> = Vec::new();
+    let mut finals: Vec<UsageRow> = Vec::new();
+    loop {
+        let owed = !pending.is_empty() || !finals.is_empty();
+        let next = if owed {
+            match tokio::time::timeout(RETRY_INTERVAL, rx.recv()).await {
+                Ok(op) => op.map(Some),
+                Err(_) => Some(None),
+            }
+        } else {
+            rx.recv().await.map(Some)
+        };
+        match next {
+            Some(Some(op)) => batch.push(op),
+            Some(None) => {}
+            None => {
+                // Shutting down: one last try for what is owed.
+                if owed && let Err(e) = store.write_usage(&pending, &finals).await {
+                    tracing::error!(error = %e, rows = pending.len() + finals.len(), "usage ledger rows lost at shutdown");
+                }
+                break;
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
         }
-        let mut pending = Vec::new();
-        let mut finals = Vec::new();
-        for op in &batch {
+        let mut flushes = Vec::new();
+        for op in batch.drain(..) {
             match op {
-                Op::Pending(row, _) => pending.push(row.clone()),
-                Op::Final(row, _) => finals.push(row.clone()),
+                Op::Pending(row) => pending.push(row),
+                Op::Final(row) => finals.push(row),
+                Op::Flush(ack) => flushes.push(ack),
             }
         }
         let ok = match store.write_usage(&pending, &finals).await {
             Ok(_) => {
                 last_failure.store(0, Ordering::Release);
+                pending.clear();
+                finals.clear();
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, rows = batch.len(), "usage ledger write failed: refusing billable requests");
+                tracing::error!(error = %e, rows = pending.len() + finals.len(), "usage ledger write failed: refusing billable requests");
                 metrics::counter!("marquee_ledger_write_failures_total").increment(1);
                 last_failure.store(marquee_store::now_ms().max(1), Ordering::Release);
+                for rows in [&mut pending, &mut finals] {
+                    if rows.len() > MAX_RETRY_ROWS {
+                        let lost = rows.len() - MAX_RETRY_ROWS;
+                        tracing::error!(
+                            rows = lost,
+                            "usage ledger retry buffer full: oldest rows dropped"
+                        );
+                        metrics::counter!("marquee_ledger_rows_dropped_total")
+                            .increment(lost as u64);
+                        rows.drain(..lost);
+                    }
+                }
                 false
             }
         };
-        for op in batch.drain(..) {
-            let ack = match op {
-                Op::Pending(_, ack) => Some(ack),
-                Op::Final(_, ack) => ack,
-            };
-            if let Some(ack) = ack {
-                let _ = ack.send(ok);
-            }
+        for ack in flushes {
+            let _ = ack.send(ok);
         }
     }
 }
@@ -358,13 +411,10 @@ impl Charge {
         }))
     }
 
-    /// Commits a pending row with the estimate before a streamed answer starts, so that the
+    /// Queues a pending row with the estimate before a streamed answer starts, so that the
     /// request is paid for even if the process dies before it ends.
     pub async fn hold(&mut self) -> Result<(), ServiceError> {
-        let (ack_tx, ack_rx) = oneshot::channel();
-        self.meter
-            .submit(Op::Pending(self.row.clone(), ack_tx), ack_rx)
-            .await?;
+        self.meter.enqueue(Op::Pending(self.row.clone())).await?;
         self.held = true;
         Ok(())
     }
@@ -415,40 +465,30 @@ impl Charge {
         }
     }
 
-    /// Records what was actually served and waits until the ledger has it: the answer may be
-    /// sent only after this returns Ok.
+    /// Records what was actually served: counted at once, the row queued for the ledger
+    /// (see the module doc). Fails only when the ledger writer is gone; the request is then
+    /// not served.
     pub async fn settle(mut self, actual: Units, status: u16) -> Result<Settlement, ServiceError> {
         let (row, settlement) = self.finish(actual, status);
-        let (ack_tx, ack_rx) = oneshot::channel();
-        match self
-            .meter
-            .submit(Op::Final(row, Some(ack_tx)), ack_rx)
-            .await
-        {
-            Ok(()) => {
-                self.account(&settlement);
-                Ok(settlement)
-            }
-            Err(e) => {
-                // Not recorded, so not served: the reservation is released when `self` drops.
-                // A held charge keeps its pending row, which is settled at the estimate later.
-                Err(e)
-            }
-        }
+        self.meter.enqueue(Op::Final(row)).await?;
+        self.account(&settlement);
+        Ok(settlement)
     }
 
-    /// Records the end of a held (streamed) request without waiting: its pending row already
-    /// guarantees it is paid for.
+    /// Records the end of a held (streamed) request from synchronous code (a stream's end or
+    /// drop): its pending row already guarantees it is paid for.
     pub fn settle_detached(mut self, actual: Units, status: u16) -> Settlement {
         let (row, settlement) = self.finish(actual, status);
         let meter = Arc::clone(&self.meter);
-        tokio::spawn(async move {
-            if meter.tx.send(Op::Final(row, None)).await.is_err() {
-                tracing::warn!(
-                    "usage ledger closed; the pending row will be settled at its estimate"
-                );
-            }
-        });
+        if let Err(mpsc::error::TrySendError::Full(op)) = meter.tx.try_send(Op::Final(row)) {
+            tokio::spawn(async move {
+                if meter.tx.send(op).await.is_err() {
+                    tracing::warn!(
+                        "usage ledger closed; the pending row will be settled at its estimate"
+                    );
+                }
+            });
+        }
         self.account(&settlement);
         settlement
     }
@@ -470,9 +510,11 @@ impl Drop for Charge {
             let estimate = self.estimate;
             let (row, settlement) = self.finish(estimate, 499);
             let meter = Arc::clone(&self.meter);
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            if let Err(mpsc::error::TrySendError::Full(op)) = meter.tx.try_send(Op::Final(row))
+                && let Ok(handle) = tokio::runtime::Handle::try_current()
+            {
                 handle.spawn(async move {
-                    let _ = meter.tx.send(Op::Final(row, None)).await;
+                    let _ = meter.tx.send(op).await;
                 });
             }
             self.account(&settlement);

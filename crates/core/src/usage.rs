@@ -167,6 +167,7 @@ impl crate::Service {
                 "`tenant` is for operator reports across tenants",
             ));
         }
+        self.meter.flush().await;
         let prices = self.meter.prices();
         let (from_ms, to_ms) = report_window(prices.period, from, to)?;
         let filter = UsageFilter {
@@ -232,6 +233,7 @@ impl crate::Service {
             from_ms,
             to_ms,
         };
+        self.meter.flush().await;
         let rows = self.store.usage_rows(&filter, after, limit).await?;
         Ok(rows.into_iter().map(|r| self.record(r)).collect())
     }
@@ -257,6 +259,7 @@ impl crate::Service {
     pub async fn invoice(&self, tenant_id: i64, month: &str) -> Result<Invoice, ServiceError> {
         let (from_ms, to_ms) =
             month_range(month).ok_or_else(|| ServiceError::invalid("month", "must be YYYY-MM"))?;
+        self.meter.flush().await;
         let filter = UsageFilter {
             tenant_id: Some(tenant_id),
             key_id: None,

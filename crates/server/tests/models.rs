@@ -190,6 +190,85 @@ fn sse_payloads(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A model call's ledger row is queued like a recommendation's: once a write fails, calls are
+/// refused until the ledger takes writes again, and every call that was served ends up in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_calls_are_refused_while_usage_cannot_be_recorded() {
+    use sqlx::Connection;
+
+    let server = server_with_models(ServerConfig::default()).await;
+    let key = server.tenant_with_key("closed", "secret").await;
+    let body = json!({"model": EMBED, "input": "a heist in Lyon"});
+    let (s, _) = server
+        .post("/v1/embeddings", Some(&key), body.clone())
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut served = 1;
+
+    let db = server.data_dir().join("marquee.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_ledger \
+         BEGIN SELECT RAISE(ABORT, 'unwritable'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let (s, err) = server
+            .post("/v1/embeddings", Some(&key), body.clone())
+            .await;
+        if s == StatusCode::OK {
+            assert_eq!(refused, 0, "served after a refusal");
+            served += 1;
+        } else {
+            assert_error(
+                s,
+                &err,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ledger_unavailable",
+            );
+            refused += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused >= 15, "{refused} refused of 20");
+    sqlx::query("DROP TRIGGER refuse_usage")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    let started = Instant::now();
+    loop {
+        let (s, _) = server
+            .post("/v1/embeddings", Some(&key), body.clone())
+            .await;
+        if s == StatusCode::OK {
+            served += 1;
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still refused after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One row per served call, those served while the ledger failed included; none for the
+    // refused ones.
+    let (s, records) = server.get("/v1/usage/records", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{records}");
+    let rows = records["data"].as_array().unwrap();
+    assert_eq!(rows.len(), served, "{records}");
+    assert!(
+        rows.iter()
+            .all(|r| r["route"] == "/v1/embeddings" && r["status"] == 200)
+    );
+}
+
 #[tokio::test]
 async fn chat_completions_plain_and_streamed_agree() {
     let server = server_with_models(ServerConfig::default()).await;

@@ -1421,7 +1421,46 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
     .await
     .unwrap();
 
-    let answers = burst(&server, &key, "/v1/recommend/ann", 50).await;
+    // Recommendation requests are written behind: those answered before the first failed
+    // write are served (and owed to the ledger); from that failure on, every request is refused.
+    let mut served = 0;
+    let mut refused_at = None;
+    for attempt in 0..40 {
+        let (s, h, text) = server
+            .send(Method::GET, "/v1/recommend/ann", Some(&key), None, &[])
+            .await;
+        let body: Value = serde_json::from_str(&text).unwrap();
+        if s == StatusCode::OK {
+            assert!(refused_at.is_none(), "served after a refusal: {h:?}");
+            served += 1;
+            continue;
+        }
+        assert_error(
+            s,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(header(&h, "retry-after").is_some(), "{h:?}");
+        assert!(header(&h, "x-marquee-cost").is_none(), "{h:?}");
+        refused_at.get_or_insert(attempt);
+        if attempt >= refused_at.unwrap() + 10 {
+            break;
+        }
+        if refused_at == Some(attempt) {
+            // Later requests are refused at once, without doing the work.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(
+        refused_at.is_some(),
+        "never refused while the ledger refused writes"
+    );
+    assert!(
+        served <= 3,
+        "{served} requests served while the ledger was failing"
+    );
+    let answers = burst(&server, &key, "/v1/recommend/ann", 20).await;
     for (s, h, body) in &answers {
         assert_error(
             *s,
@@ -1430,8 +1469,8 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
             "ledger_unavailable",
         );
         assert!(header(h, "retry-after").is_some(), "{h:?}");
-        assert!(header(h, "x-marquee-cost").is_none(), "{h:?}");
     }
+    // Nothing reached the ledger yet; what was served is kept for the next write.
     assert!(usage_records(&server, &owner).await.is_empty());
 
     sqlx::query("DROP TRIGGER refuse_usage")
@@ -1442,7 +1481,6 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
 
     // Served again within a few seconds (the refusal backs off for a moment, then retries).
     let started = Instant::now();
-    let mut served = 0;
     loop {
         let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
         if s == StatusCode::OK {
@@ -1461,7 +1499,8 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The whole budget is still there: exactly ten requests in all are served.
+    // The budget counts the requests served during the failure: exactly ten in all, and the
+    // ledger has a row for each, none lost, none twice.
     for _ in 0..15 {
         let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
         if s == StatusCode::OK {
