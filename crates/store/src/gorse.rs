@@ -185,7 +185,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 5);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
             sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
@@ -198,7 +198,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO feedback (tenant_id, user_id, item_id, kind, value, ts) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 6);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 6);
             sql.push_str(
                 " ON CONFLICT (tenant_id, user_id, item_id, kind) DO NOTHING \
                  RETURNING user_id, item_id, kind, value, ts",
@@ -235,7 +235,7 @@ impl Store {
                 "INSERT INTO items (tenant_id, id, title, categories, tags, description, metadata, \
                  published_at, available_from, available_until, hidden, created_at, updated_at) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 13);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 13);
             sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for item in chunk {

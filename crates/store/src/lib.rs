@@ -405,7 +405,7 @@ impl Store {
                 "INSERT INTO items (tenant_id, id, title, categories, tags, description, metadata, \
                  published_at, available_from, available_until, hidden, created_at, updated_at) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 13);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 13);
             sql.push_str(
                 " ON CONFLICT (tenant_id, id) DO UPDATE SET title = excluded.title, \
                  categories = excluded.categories, tags = excluded.tags, \
@@ -529,7 +529,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 5);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
             sql.push_str(
                 " ON CONFLICT (tenant_id, id) DO UPDATE SET attributes = excluded.attributes, \
                  updated_at = excluded.updated_at",
@@ -618,7 +618,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 5);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
             sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
@@ -630,7 +630,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO feedback (tenant_id, user_id, item_id, kind, value, ts) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 6);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 6);
             sql.push_str(
                 " ON CONFLICT (tenant_id, user_id, item_id, kind) DO UPDATE SET \
                  value = excluded.value, ts = excluded.ts",
@@ -705,7 +705,7 @@ impl Store {
             let mut sql = String::from(
                 "INSERT INTO item_embeddings (tenant_id, model, item_id, text_hash, vector) VALUES ",
             );
-            push_placeholders(&mut sql, chunk.len(), 5);
+            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
             sql.push_str(
                 " ON CONFLICT (tenant_id, model, item_id) DO UPDATE SET \
                  text_hash = excluded.text_hash, vector = excluded.vector",
@@ -932,8 +932,13 @@ impl Store {
     }
 }
 
-/// Appends `rows` groups of `columns` placeholders, numbered from $1: `($1, $2), ($3, $4)`.
-fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
+/// Appends `rows` groups of `columns` placeholders: `(?, ?), (?, ?)` on SQLite, `($1, $2), ($3, $4)`
+/// on PostgreSQL.
+///
+/// SQLite gets anonymous `?` placeholders: sqlx binds each parameter after looking up its name,
+/// which SQLite finds by a linear scan over the named ones, so `$n` names made a multi-row
+/// insert quadratic in its parameters (a fifth of a busy server's CPU went there).
+fn push_placeholders(backend: Backend, sql: &mut String, rows: usize, columns: usize) {
     use std::fmt::Write;
     let mut n = 1;
     for r in 0..rows {
@@ -945,7 +950,12 @@ fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
             if c > 0 {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "${n}");
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    let _ = write!(sql, "${n}");
+                }
+            }
             n += 1;
         }
         sql.push(')');
@@ -1026,8 +1036,11 @@ mod tests {
     #[test]
     fn placeholders_are_numbered_across_rows() {
         let mut sql = String::new();
-        push_placeholders(&mut sql, 2, 3);
+        push_placeholders(Backend::Postgres, &mut sql, 2, 3);
         assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
+        let mut sql = String::new();
+        push_placeholders(Backend::Sqlite, &mut sql, 2, 3);
+        assert_eq!(sql, "(?, ?, ?), (?, ?, ?)");
     }
 
     #[test]

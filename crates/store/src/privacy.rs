@@ -126,7 +126,7 @@ impl Store {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             // `VALUES` names its columns column1, column2 on SQLite and PostgreSQL alike.
             let mut values = String::new();
-            push_placeholders(&mut values, chunk.len(), 2);
+            push_placeholders(self.backend, &mut values, chunk.len(), 2);
             let tenant = 2 * chunk.len() + 1;
             let sql = format!(
                 "UPDATE users SET attributes = v.column2 FROM (VALUES {values}) AS v \

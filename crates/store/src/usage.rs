@@ -254,7 +254,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         for chunk in pending.chunks(USAGE_ROWS_PER_STATEMENT) {
             let mut sql = format!("INSERT INTO usage_pending ({USAGE_COLUMNS}) VALUES ");
-            push_placeholders(&mut sql, chunk.len(), USAGE_COLUMN_COUNT);
+            push_placeholders(self.backend, &mut sql, chunk.len(), USAGE_COLUMN_COUNT);
             sql.push_str(" ON CONFLICT (id) DO UPDATE SET ");
             let updates: Vec<String> = USAGE_COLUMNS
                 .split(", ")
@@ -271,7 +271,7 @@ impl Store {
         let mut inserted = 0;
         for chunk in finals.chunks(USAGE_ROWS_PER_STATEMENT) {
             let mut sql = format!("INSERT INTO usage_ledger ({USAGE_COLUMNS}) VALUES ");
-            push_placeholders(&mut sql, chunk.len(), USAGE_COLUMN_COUNT);
+            push_placeholders(self.backend, &mut sql, chunk.len(), USAGE_COLUMN_COUNT);
             sql.push_str(" ON CONFLICT (id) DO NOTHING");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for row in chunk {
@@ -281,7 +281,7 @@ impl Store {
         }
         for chunk in final_ids.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from("DELETE FROM usage_pending WHERE id IN ");
-            push_placeholders(&mut sql, 1, chunk.len());
+            push_placeholders(self.backend, &mut sql, 1, chunk.len());
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(*id);
