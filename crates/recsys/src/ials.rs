@@ -33,26 +33,9 @@ fn confidence(alpha: f32, w: f32) -> f32 {
     1.0 + alpha * w.max(0.0)
 }
 
-/// Dot product with eight independent accumulators: a plain `.sum()` is a strict sequential
-/// float reduction that the compiler may not vectorise; this is the inner loop of training,
-/// fold-in and scoring.
+/// Training's dot product (the serving scan has its own dispatch, see [`crate::kernels`]).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
+    crate::kernels::dot::<false>(a, b)
 }
 
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
@@ -242,9 +225,7 @@ impl IalsModel {
 
     pub fn score_into(&self, user: &[f64], out: &mut [f32]) {
         let xu: Vec<f32> = user.iter().map(|&v| v as f32).collect();
-        for (o, yj) in out.iter_mut().zip(self.item_factors.chunks_exact(self.f)) {
-            *o = dot(yj, &xu);
-        }
+        crate::kernels::scores(&self.item_factors, self.f, &xu, out);
     }
 
     /// Contribution of each history entry to `item`'s score: score = Σ_h c_h · y_hᵀ A⁻¹ y_item.

@@ -39,6 +39,7 @@ mod ease;
 pub mod eval;
 mod ials;
 mod interactions;
+mod kernels;
 mod model;
 mod persist;
 mod rng;
@@ -83,6 +84,11 @@ pub enum Error {
 #[doc(hidden)]
 pub mod bench_internals {
     use crate::{Error, Interactions};
+
+    /// The serving scan of factor models: `out[j] = item_factors[j] · user` (see `kernels`).
+    pub fn factor_scores(item_factors: &[f32], f: usize, user: &[f32], out: &mut [f32]) {
+        crate::kernels::scores(item_factors, f, user, out)
+    }
 
     /// EASE's weights through the n×n Cholesky route, whatever the shape of the data.
     pub fn ease_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
