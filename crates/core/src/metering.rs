@@ -530,11 +530,15 @@ impl Drop for Charge {
     }
 }
 
+/// `use_` + the time in ms (12 hex digits) + 80 random bits: unique, and ascending with time,
+/// so the ledger's primary-key index grows at its right edge instead of splitting pages all
+/// over (random ids made each group commit touch pages across the whole index).
 fn new_usage_id() -> String {
     use rand::RngCore;
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; 10];
     rand::rng().fill_bytes(&mut bytes);
-    format!("use_{}", hex::encode(bytes))
+    let ms = marquee_store::now_ms().clamp(0, 0xFFFF_FFFF_FFFF);
+    format!("use_{ms:012x}{}", hex::encode(bytes))
 }
 
 /// Seconds a client should wait for a rate-limited request, at least 1.

@@ -484,7 +484,14 @@ impl Service {
             {
                 let mut scores = Vec::new();
                 m.model.score_history(history, &mut scores);
-                top_k(&scores, CANDIDATE_POOL.max(pool_n), |i| filter.keep(i))
+                // A wider pool only where it is blended with the context item's neighbours;
+                // alone, the list is its first `pool_n`.
+                let k = if context.is_some() {
+                    CANDIDATE_POOL.max(pool_n)
+                } else {
+                    pool_n
+                };
+                top_k(&scores, k, |i| filter.keep(i))
             }
             _ => Vec::new(),
         };
@@ -581,15 +588,22 @@ impl Service {
 
         // Items the model has not seen compete through their content, in a bounded share of
         // the list, scored on the scale of the model's candidates.
-        if !history.is_empty() {
+        let unseen: Vec<u32> = if history.is_empty() {
+            Vec::new()
+        } else {
+            unseen_by_model(catalog, model)
+                .into_iter()
+                .filter(|&i| filter.keep(i))
+                .collect()
+        };
+        if !unseen.is_empty() {
             // By meaning (text embeddings) where the items have vectors, else by shared
             // categories and tags.
             let profile = content_profile(catalog, history);
             let norm = profile.values().map(|v| v * v).sum::<f32>().sqrt();
             let by_meaning = vectors.profile(history);
-            let mut fresh: Vec<(u32, f32)> = unseen_by_model(catalog, model)
+            let mut fresh: Vec<(u32, f32)> = unseen
                 .into_iter()
-                .filter(|&i| filter.keep(i))
                 .filter_map(|i| {
                     let semantic = by_meaning
                         .as_ref()
