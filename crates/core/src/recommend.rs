@@ -484,10 +484,13 @@ impl Service {
             {
                 let mut scores = Vec::new();
                 m.model.score_history(history, &mut scores);
-                // A wider pool only where it is blended with the context item's neighbours;
-                // alone, the list is its first `pool_n`.
+                // A wider pool only where it is blended with the context item's neighbours, or
+                // where exploration draws from the candidates after the list (`explore`);
+                // otherwise the list is the first `pool_n`.
                 let k = if context.is_some() {
                     CANDIDATE_POOL.max(pool_n)
+                } else if options.exploration.is_some_and(|r| r > 0.0) {
+                    pool_n.max(n * 6)
                 } else {
                     pool_n
                 };
