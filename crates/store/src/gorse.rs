@@ -87,7 +87,7 @@ impl Store {
         kind: Option<&str>,
     ) -> Result<Vec<FeedbackRow>> {
         let c = pair_conditions(tenant_id, user_id, item_id, kind);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let select = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback{}", c.where_sql());
         let rows = c
             .bind(sqlx::query(AssertSqlSafe(select)))
@@ -180,7 +180,7 @@ impl Store {
         user_ids.dedup();
         let now = now_ms();
 
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
@@ -228,7 +228,7 @@ impl Store {
         tenant_id: i64,
         items: &[ItemRow],
     ) -> Result<Vec<String>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut inserted = Vec::new();
         for chunk in items.chunks(ROWS_PER_STATEMENT / 13) {
             let mut sql = String::from(

@@ -152,6 +152,17 @@ impl Store {
         Ok(store)
     }
 
+    /// A write transaction. On SQLite it takes the write lock at `BEGIN IMMEDIATE`: a deferred
+    /// transaction that reads first fails with SQLITE_BUSY_SNAPSHOT ("database is locked") when
+    /// another connection commits between its read and its first write, which the busy timeout
+    /// cannot retry — and the usage ledger's writer commits every few milliseconds.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -366,7 +377,7 @@ impl Store {
         new_key: &ApiKeyRow,
         old_expires_at: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE api_keys SET \
              expires_at = CASE WHEN expires_at IS NOT NULL AND expires_at < $1 \
@@ -417,7 +428,7 @@ impl Store {
 
     /// Inserts or replaces items (same id → same state), all in one transaction.
     pub async fn upsert_items(&self, tenant_id: i64, items: &[ItemRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in items.chunks(ROWS_PER_STATEMENT / 4) {
             let mut sql = String::from(
                 "INSERT INTO items (tenant_id, id, title, categories, tags, description, metadata, \
@@ -523,7 +534,7 @@ impl Store {
         feedback_sql: &'static str,
         entity_sql: &'static str,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(feedback_sql)
             .bind(tenant_id)
             .bind(id)
@@ -542,7 +553,7 @@ impl Store {
     // Users
 
     pub async fn upsert_users(&self, tenant_id: i64, users: &[UserRow]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in users.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
@@ -631,7 +642,7 @@ impl Store {
         user_ids.dedup();
         let now = now_ms();
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
                 "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
@@ -718,7 +729,7 @@ impl Store {
         model: &str,
         rows: &[(String, String, Vec<u8>)],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT / 5) {
             let mut sql = String::from(
                 "INSERT INTO item_embeddings (tenant_id, model, item_id, text_hash, vector) VALUES ",
@@ -777,7 +788,7 @@ impl Store {
         tenant_id: i64,
         version: &NewModelVersion,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT COALESCE(MAX(version), 0) AS v FROM model_versions WHERE tenant_id = $1",
         )

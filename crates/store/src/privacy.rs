@@ -77,7 +77,7 @@ impl Store {
     /// new_master_id, new_wrapped)` and replaces the row only if it still holds `old_wrapped`
     /// (compare-and-swap: a concurrent re-wrap is not overwritten). Returns how many rows changed.
     pub async fn rewrap_data_keys(&self, entries: &[(i64, String, String, String)]) -> Result<u64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut changed = 0;
         for (tenant_id, old_wrapped, new_master_id, new_wrapped) in entries {
             changed += sqlx::query(
@@ -121,7 +121,7 @@ impl Store {
     ) -> Result<u64> {
         // One row is updated from at most one input row (the last), on both backends.
         let rows = dedup_last_wins(rows, |r| r.0.as_str());
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut changed = 0;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             // `VALUES` names its columns column1, column2 on SQLite and PostgreSQL alike.
@@ -174,7 +174,7 @@ impl Store {
         key_id: Option<&str>,
         at: i64,
     ) -> Result<Option<u64>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let events = sqlx::query("DELETE FROM feedback WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)
             .bind(user_id)

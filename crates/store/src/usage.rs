@@ -251,7 +251,7 @@ impl Store {
             .filter(|r| !settled.contains(r.id.as_str()))
             .collect();
 
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in pending.chunks(USAGE_ROWS_PER_STATEMENT) {
             let mut sql = format!("INSERT INTO usage_pending ({USAGE_COLUMNS}) VALUES ");
             push_placeholders(self.backend, &mut sql, chunk.len(), USAGE_COLUMN_COUNT);
