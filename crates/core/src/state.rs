@@ -282,6 +282,14 @@ pub struct TenantState {
     pub variant_models: RwLock<HashMap<usize, Arc<ServingModel>>>,
     /// Serializes writes: store commit, then memory update, in one order.
     pub write_lock: tokio::sync::Mutex<()>,
+    /// Feedback batches waiting for the next commit, each with the sender that tells its
+    /// request whether the commit went through (see `Service::write_feedback`).
+    pub(crate) feedback_queue: Mutex<
+        Vec<(
+            Vec<marquee_store::FeedbackRow>,
+            tokio::sync::oneshot::Sender<bool>,
+        )>,
+    >,
     pub events_since_training: AtomicU64,
     /// Set by a user's erasure: retrain so the model loses their influence, however few
     /// events changed.
@@ -312,6 +320,7 @@ impl TenantState {
             experiment: ArcSwapOption::empty(),
             variant_models: RwLock::default(),
             write_lock: tokio::sync::Mutex::new(()),
+            feedback_queue: Mutex::new(Vec::new()),
             events_since_training: AtomicU64::new(0),
             retrain_requested: AtomicBool::new(false),
             preferred_config: Mutex::new(None),
