@@ -1,4 +1,4 @@
--- GET requests with random ids, for wrk:
+-- Requests with random ids, for wrk (GET unless WRK_METHOD and WRK_BODY say otherwise):
 --   WRK_PATH='/v1/recommend/{user}?n=10' WRK_USERS=users.txt WRK_ITEMS=items.txt WRK_KEY=mq_sk_…
 --   wrk -s bench/wrk/random_get.lua http://127.0.0.1:PORT
 -- {user} and {item} in WRK_PATH are replaced, per request, by an id drawn uniformly from the
@@ -18,6 +18,8 @@ local template = os.getenv("WRK_PATH") or "/healthz"
 local users = read_ids(os.getenv("WRK_USERS"))
 local items = read_ids(os.getenv("WRK_ITEMS"))
 local key = os.getenv("WRK_KEY")
+local method = os.getenv("WRK_METHOD") or "GET"
+local body = os.getenv("WRK_BODY")
 
 function init(args)
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
@@ -35,7 +37,10 @@ function request()
   if key ~= nil and key ~= "" then
     headers["Authorization"] = "Bearer " .. key
   end
-  return wrk.format("GET", path, headers)
+  if body ~= nil and body ~= "" then
+    headers["Content-Type"] = "application/json"
+  end
+  return wrk.format(method, path, headers, body)
 end
 
 function done(summary, latency, requests)

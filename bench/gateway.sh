@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Gateway overhead (issue 8): an OpenAI-compatible upstream — a second Marquee process serving
+# the embeddings model — called directly, and through Marquee's upstream routing with its
+# auth, limits and metering, alternately, in one run.
+#   bench/gateway.sh        (needs wrk and the models: `marquee models pull`)
+# Environment: DURATION (s per run, default 15), ROUNDS (default 3), CONNECTIONS (default 1:
+# latency, not throughput, is the figure), MARQUEE_MODELS_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-15}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-1}
+command -v wrk >/dev/null || { echo "bench/gateway.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -q -p marquee-cli
+B=$PWD/target/release/marquee
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+MARQUEE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
+export MARQUEE_MASTER_KEY
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ready() { until curl -sf "$1/readyz" >/dev/null; do sleep 0.2; done; }
+
+# The upstream: a Marquee with the embeddings model, and a key for the gateway to use.
+UP_PORT=$(free_port)
+MARQUEE_DATA_DIR=$WORK/up "$B" tenants create upstream >/dev/null
+UPSTREAM_KEY=$(MARQUEE_DATA_DIR=$WORK/up "$B" keys create --tenant upstream --kind secret)
+export UPSTREAM_KEY
+MARQUEE_DATA_DIR=$WORK/up "$B" serve --listen "127.0.0.1:$UP_PORT" >"$WORK/up.log" 2>&1 &
+PIDS+=($!)
+# The gateway: no models of its own, the upstream's model under the name `up-embed`.
+GW_PORT=$(free_port)
+cat >"$WORK/gateway.toml" <<TOML
+[[upstream]]
+name = "up-embed"
+base_url = "http://127.0.0.1:$UP_PORT/v1"
+model = "all-minilm-l6-v2"
+api_key_env = "UPSTREAM_KEY"
+kind = "embeddings"
+timeout_secs = 30
+TOML
+MARQUEE_DATA_DIR=$WORK/gw "$B" tenants create app >/dev/null
+APP_KEY=$(MARQUEE_DATA_DIR=$WORK/gw "$B" keys create --tenant app --kind secret)
+MARQUEE_DATA_DIR=$WORK/gw "$B" serve --no-models --config "$WORK/gateway.toml" \
+    --listen "127.0.0.1:$GW_PORT" >"$WORK/gw.log" 2>&1 &
+PIDS+=($!)
+wait_ready "http://127.0.0.1:$UP_PORT"
+wait_ready "http://127.0.0.1:$GW_PORT"
+
+run() {
+    local name=$1 url=$2 key=$3 model=$4
+    WRK_PATH=/v1/embeddings WRK_METHOD=POST WRK_KEY=$key \
+    WRK_BODY="{\"model\": \"$model\", \"input\": \"A heist in Lyon goes wrong\"}" \
+        wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s bench/wrk/random_get.lua "$url" \
+        | grep '^RESULT ' | cut -d' ' -f2- \
+        | python3 -c 'import json,sys; d=json.load(sys.stdin); d["name"]=sys.argv[1]; print(json.dumps(d))' "$name"
+}
+RESULTS=$WORK/results.jsonl
+for _ in $(seq 1 "$ROUNDS"); do
+    run direct "http://127.0.0.1:$UP_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2 >>"$RESULTS"
+    run gateway "http://127.0.0.1:$GW_PORT" "$APP_KEY" up-embed >>"$RESULTS"
+done
+python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("| path | round | requests/s | p50 ms | p99 ms | errors |")
+print("|---|---|---|---|---|---|")
+for i, r in enumerate(rows):
+    print(f"| {r['name']} | {i // 2 + 1} | {r['rps']:,.0f} | {r['p50_us']/1000:.3f} | {r['p99_us']/1000:.3f} | {r['errors']} |")
+d = [r["p50_us"] for r in rows if r["name"] == "direct"]
+g = [r["p50_us"] for r in rows if r["name"] == "gateway"]
+added = [b - a for a, b in zip(d, g)]
+print(f"\nadded p50 per round (ms): {', '.join(f'{x/1000:.3f}' for x in added)}; median {statistics.median(added)/1000:.3f}")
+PY
