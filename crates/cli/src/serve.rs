@@ -259,6 +259,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Err(e) => tracing::warn!(error = %e, "the metrics listener task failed"),
         }
     }
+    // Usage rows are written behind the answers: commit what the last requests queued.
+    if !service.meter().flush().await {
+        tracing::error!("usage rows of the last requests could not be written to the ledger");
+    }
     service.store().close().await;
     tracing::info!("stopped");
     Ok(())
