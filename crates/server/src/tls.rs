@@ -180,6 +180,8 @@ pub async fn serve_tls(
                 }
             }
         };
+        // Answers go out as soon as they are written (see `crate::serve`).
+        let _ = stream.set_nodelay(true);
         tokio::spawn(serve_connection(
             stream,
             peer,
