@@ -194,8 +194,6 @@ fn sse_payloads(text: &str) -> Vec<String> {
 /// refused until the ledger takes writes again, and every call that was served ends up in it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_calls_are_refused_while_usage_cannot_be_recorded() {
-    use sqlx::Connection;
-
     let server = server_with_models(ServerConfig::default()).await;
     let key = server.tenant_with_key("closed", "secret").await;
     let body = json!({"model": EMBED, "input": "a heist in Lyon"});
@@ -205,17 +203,7 @@ async fn model_calls_are_refused_while_usage_cannot_be_recorded() {
     assert_eq!(s, StatusCode::OK);
     let mut served = 1;
 
-    let db = server.data_dir().join("marquee.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_ledger \
-         BEGIN SELECT RAISE(ABORT, 'unwritable'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    let conn = server.refuse_usage_writes().await;
     let mut refused = 0;
     for _ in 0..20 {
         let (s, err) = server
@@ -236,11 +224,7 @@ async fn model_calls_are_refused_while_usage_cannot_be_recorded() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(refused >= 15, "{refused} refused of 20");
-    sqlx::query("DROP TRIGGER refuse_usage")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    server.allow_usage_writes(conn).await;
 
     let started = Instant::now();
     loop {

@@ -1398,8 +1398,6 @@ async fn budgets_and_quotas_hold_exactly_under_concurrent_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_are_refused_while_usage_cannot_be_recorded() {
-    use sqlx::Connection;
-
     let server = TestServer::start().await;
     price_recommendations(&server, "1").await;
     let owner = server.tenant_with_key("closed", "secret").await;
@@ -1409,17 +1407,7 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
         .key_with("closed", json!({"kind": "secret", "budget": "0.01"}))
         .await;
 
-    let db = server.data_dir().join("marquee.db");
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_ledger \
-         BEGIN SELECT RAISE(ABORT, 'unwritable'); END",
-    )
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    let conn = server.refuse_usage_writes().await;
 
     // Recommendation requests are written behind: those answered before the first failed
     // write are served (and owed to the ledger); from that failure on, every request is refused.
@@ -1473,11 +1461,7 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
     // Nothing reached the ledger yet; what was served is kept for the next write.
     assert!(usage_records(&server, &owner).await.is_empty());
 
-    sqlx::query("DROP TRIGGER refuse_usage")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    server.allow_usage_writes(conn).await;
 
     // Served again within a few seconds (the refusal backs off for a moment, then retries).
     let started = Instant::now();

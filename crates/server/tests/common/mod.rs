@@ -216,6 +216,35 @@ impl TestServer {
         self._dir.path()
     }
 
+    /// Makes the usage ledger refuse every insert, as a failing disk would: a trigger in the
+    /// database file, through a connection of the test's own. [`TestServer::allow_usage_writes`]
+    /// with that connection undoes it.
+    pub async fn refuse_usage_writes(&self) -> sqlx::SqliteConnection {
+        use sqlx::Connection;
+        let db = self.data_dir().join("marquee.db");
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER refuse_usage BEFORE INSERT ON usage_ledger \
+             BEGIN SELECT RAISE(ABORT, 'unwritable'); END",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn
+    }
+
+    /// Lets the usage ledger take writes again (see [`TestServer::refuse_usage_writes`]).
+    pub async fn allow_usage_writes(&self, mut conn: sqlx::SqliteConnection) {
+        use sqlx::Connection;
+        sqlx::query("DROP TRIGGER refuse_usage")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+
     /// Sends a request with extra headers; returns the status, the headers and the raw body
     /// (for tests that read rate-limit, usage or CORS headers, or CSV answers).
     pub async fn send(
