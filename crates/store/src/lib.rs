@@ -108,38 +108,28 @@ impl Store {
             // the same file). synchronous=FULL: a commit is on disk before it is acknowledged.
             pool_options = pool_options.max_connections(8).after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA synchronous = FULL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000")
-                        .execute(&mut *conn)
-                        .await?;
-                    // Overwritten and deleted rows are zeroed, so that plain text replaced
-                    // by sealed text (or erased) does not linger in free pages.
-                    sqlx::query("PRAGMA secure_delete = ON")
-                        .execute(&mut *conn)
-                        .await?;
-                    // Ingest writes into indexes keyed by user and item ids all over the
-                    // tables: with SQLite's 2 MB default cache a batch of a thousand events
-                    // spilled dirty pages mid-transaction and read pages back from disk. The
-                    // cache is allocated as it fills, so idle connections cost nothing.
-                    sqlx::query("PRAGMA cache_size = -32768")
-                        .execute(&mut *conn)
-                        .await?;
-                    // A batch of events dirties pages across the whole feedback index; with
-                    // the default (a checkpoint past 1,000 WAL pages) nearly every commit also
-                    // copied them all into the database file. Past 10,000 pages (40 MB), a
-                    // page changed by several commits is copied once.
-                    sqlx::query("PRAGMA wal_autocheckpoint = 10000")
-                        .execute(&mut *conn)
-                        .await?;
-                    // Statement journals (for upserts) in memory, not in temporary files.
-                    sqlx::query("PRAGMA temp_store = MEMORY")
-                        .execute(&mut *conn)
-                        .await?;
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = FULL",
+                        "PRAGMA busy_timeout = 10000",
+                        // Overwritten and deleted rows are zeroed, so that plain text replaced
+                        // by sealed text (or erased) does not linger in free pages.
+                        "PRAGMA secure_delete = ON",
+                        // Ingest writes into indexes keyed by user and item ids all over the
+                        // tables: with SQLite's 2 MB default cache a batch of a thousand events
+                        // spilled dirty pages mid-transaction and read pages back from disk.
+                        // The cache is allocated as it fills, so idle connections cost nothing.
+                        "PRAGMA cache_size = -32768",
+                        // A batch of events dirties pages across the whole feedback index; with
+                        // the default (a checkpoint past 1,000 WAL pages) nearly every commit
+                        // also copied them all into the database file. Past 10,000 pages
+                        // (40 MB), a page changed by several commits is copied once.
+                        "PRAGMA wal_autocheckpoint = 10000",
+                        // Statement journals (for upserts) in memory, not in temporary files.
+                        "PRAGMA temp_store = MEMORY",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
                     Ok(())
                 })
             });
