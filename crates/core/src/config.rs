@@ -21,6 +21,9 @@ pub struct ServiceConfig {
     /// How often (seconds) to look for tenants to retrain and for changes made by other
     /// processes (keys, imports).
     pub poll_interval_secs: f64,
+    /// Memory (MiB) per tenant for ranked lists kept until what they came from changes (see
+    /// `list_cache`); 0 turns keeping them off.
+    pub list_cache_mb: usize,
 }
 
 impl Default for ServiceConfig {
@@ -35,6 +38,7 @@ impl Default for ServiceConfig {
             retrain_min_new_fraction: 0.05,
             auto_tune: true,
             poll_interval_secs: 2.0,
+            list_cache_mb: 64,
         }
     }
 }

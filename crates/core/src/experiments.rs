@@ -174,7 +174,7 @@ impl RunningExperiment {
 pub fn new_recommendation_id(experiment: Option<(&str, usize)>) -> String {
     let mut bytes = [0u8; 8];
     rand::rng().fill_bytes(&mut bytes);
-    let random: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let random = hex::encode(bytes);
     match experiment {
         Some((id, v)) => format!("rec_{id}.{v}.{random}"),
         None => format!("rec_{random}"),

@@ -78,13 +78,8 @@ fn apply(users: &mut Users, catalog: &mut Catalog, service: &Service, rows: &[Fe
             positive,
             timestamp: f.timestamp,
         });
-        let count = &mut catalog.positive_counts[item as usize];
-        if replaced.is_some_and(|old| old.positive) {
-            *count = count.saturating_sub(1);
-        }
-        if positive {
-            *count += 1;
-        }
+        let delta = i64::from(positive) - i64::from(replaced.is_some_and(|old| old.positive));
+        catalog.add_positive(item, delta);
     }
 }
 
@@ -309,16 +304,10 @@ impl Service {
             {
                 let i = *i;
                 let entry = &mut users.users[u as usize];
-                let mut removed_positive = 0u32;
-                entry.events.retain(|e| {
-                    let hit = e.item == i && kind_id.is_none_or(|k| e.kind as usize == k);
-                    if hit && e.positive {
-                        removed_positive += 1;
-                    }
-                    !hit
-                });
-                let count = &mut catalog.positive_counts[i as usize];
-                *count = count.saturating_sub(removed_positive);
+                let removed = entry
+                    .remove_events(|e| e.item == i && kind_id.is_none_or(|k| e.kind as usize == k));
+                let removed_positive = removed.iter().filter(|e| e.positive).count();
+                catalog.add_positive(i, -(removed_positive as i64));
             }
             tenant
                 .events_since_training
@@ -486,7 +475,7 @@ impl Service {
                 continue;
             }
             theirs.clear();
-            theirs.extend(entry.events.iter().filter(|e| e.positive).map(|e| e.item));
+            theirs.extend(entry.events().iter().filter(|e| e.positive).map(|e| e.item));
             theirs.sort_unstable();
             theirs.dedup();
             let common = theirs.iter().filter(|i| mine.contains(i)).count();

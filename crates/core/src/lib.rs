@@ -17,6 +17,7 @@ pub mod generate;
 pub mod gorse;
 pub mod image_labels;
 pub mod import;
+pub mod list_cache;
 pub mod metering;
 pub mod privacy;
 mod profile;
@@ -47,6 +48,7 @@ pub use config::ServiceConfig;
 pub use error::ServiceError;
 pub use marquee_models::{self, ModelError};
 pub use marquee_store;
+pub use recommend::RecommendationList;
 pub use recsys::AlgorithmConfig;
 pub use state::TenantState;
 pub use types::*;
@@ -209,6 +211,7 @@ impl Service {
             tenant.id,
             tenant.name.clone(),
             tenant.generation,
+            self.config.list_cache_mb as u64 * (1 << 20),
         ));
         let snapshot = self.read_snapshot(tenant.id, self.serving).await;
         let order = snapshot.as_ref().map(|(meta, _)| meta.item_ids.as_slice());
@@ -225,7 +228,7 @@ impl Service {
                 let positives: u64 = state
                     .catalog
                     .read()
-                    .positive_counts
+                    .positive_counts()
                     .iter()
                     .map(|&c| c as u64)
                     .sum();
@@ -234,10 +237,9 @@ impl Service {
                     Ordering::Release,
                 );
                 tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
-                state.model.store(Some(Arc::new(state::ServingModel {
-                    model,
-                    info: meta.info,
-                })));
+                state
+                    .model
+                    .store(Some(Arc::new(state::ServingModel::new(model, meta.info))));
             }
         }
         experiments::load_running(&self.store, &state).await?;
@@ -307,10 +309,9 @@ impl Service {
             tenant.events_since_training.store(0, Ordering::Release);
             *tenant.preferred_config.lock() = Some(model.config().clone());
             tenant.tuned.store(true, Ordering::Release);
-            tenant.model.store(Some(Arc::new(state::ServingModel {
-                model,
-                info: meta.info,
-            })));
+            tenant
+                .model
+                .store(Some(Arc::new(state::ServingModel::new(model, meta.info))));
         } else if let Some(row) = self.store.tenant_by_id(tenant.id).await? {
             // The other process laid the catalogue out differently: reload in the model's order.
             self.load_tenant_from(&row, true).await?;

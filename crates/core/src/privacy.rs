@@ -362,10 +362,9 @@ impl crate::Service {
                 Some(u) => {
                     let entry = &mut users.users[u as usize];
                     entry.deleted = true;
-                    let had = !entry.events.is_empty();
-                    for e in entry.events.drain(..).filter(|e| e.positive) {
-                        let count = &mut catalog.positive_counts[e.item as usize];
-                        *count = count.saturating_sub(1);
+                    let had = !entry.events().is_empty();
+                    for e in entry.remove_events(|_| true).iter().filter(|e| e.positive) {
+                        catalog.add_positive(e.item, -1);
                     }
                     had
                 }

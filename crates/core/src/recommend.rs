@@ -10,6 +10,7 @@
 //! says why it was chosen.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use recsys::top_k;
 
@@ -17,6 +18,7 @@ use crate::Service;
 use crate::error::ServiceError;
 use crate::experiments::new_recommendation_id;
 use crate::filter::Expr;
+use crate::list_cache::{ListKey, RankedList, Stamp};
 use crate::semantic::{ItemVectors, embedding_similarity};
 use crate::state::{Catalog, ServingModel, TenantState};
 use crate::types::*;
@@ -163,7 +165,7 @@ fn popular_reason() -> Reason {
 /// live count of positive feedback for items it has not seen (and for everything before the
 /// first model).
 fn popularity(catalog: &Catalog, model: Option<&ServingModel>) -> Vec<f32> {
-    let live = catalog.positive_counts.iter().map(|&c| c as f32);
+    let live = catalog.positive_counts().iter().map(|&c| c as f32);
     match model {
         Some(m) => {
             let trained = m.model.popularity();
@@ -320,6 +322,72 @@ fn explore(list: &mut Vec<Picked>, candidates: &[(u32, f32)], n: usize, rate: f3
     }
 }
 
+/// A list as answered: the ranked items (shared with the list cache, never copied) and the ids
+/// this answer gives them. [`RecommendationList::to_json`] writes it as the JSON array of
+/// [`Recommendation`]s.
+#[derive(Clone, Debug)]
+pub struct RecommendationList {
+    items: Arc<RankedList>,
+    pub recommendation_id: String,
+    pub variant: Option<String>,
+}
+
+impl RecommendationList {
+    pub fn len(&self) -> usize {
+        self.items.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.items.is_empty()
+    }
+
+    /// The ranked items as kept: `recommendation_id` and `variant` are not filled in.
+    pub fn items(&self) -> &[Recommendation] {
+        &self.items.items
+    }
+
+    /// The JSON array of the list's [`Recommendation`]s, written from each item's JSON
+    /// rendered once when the list was first served (string escaping was the largest single
+    /// cost of a recommend answer).
+    pub fn to_json(&self) -> Vec<u8> {
+        let tail = format!(
+            ",\"recommendation_id\":{},\"variant\":{}}}",
+            serde_json::Value::from(self.recommendation_id.as_str()),
+            serde_json::Value::from(self.variant.as_deref()),
+        );
+        let heads = self.items.json_heads();
+        let mut out = Vec::with_capacity(
+            2 + heads
+                .iter()
+                .map(|h| h.len() + tail.len() + 1)
+                .sum::<usize>(),
+        );
+        out.push(b'[');
+        for (i, head) in heads.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(head.as_bytes());
+            out.extend_from_slice(tail.as_bytes());
+        }
+        out.push(b']');
+        out
+    }
+
+    /// The items with their ids filled in.
+    pub fn into_vec(self) -> Vec<Recommendation> {
+        self.items
+            .items
+            .iter()
+            .map(|r| Recommendation {
+                recommendation_id: self.recommendation_id.clone(),
+                variant: self.variant.clone(),
+                ..r.clone()
+            })
+            .collect()
+    }
+}
+
 struct Picked {
     item: u32,
     score: f32,
@@ -336,7 +404,7 @@ impl Service {
         user_id: &str,
         context_item: Option<&str>,
         options: &RecommendOptions,
-    ) -> Result<Vec<Recommendation>, ServiceError> {
+    ) -> Result<RecommendationList, ServiceError> {
         validate_id("user_id", user_id)?;
         let catalog = tenant.catalog.read();
         let context = match context_item {
@@ -350,21 +418,14 @@ impl Service {
             }
             None => None,
         };
-        let (history, seen) = {
+        // Unknown users all get the same list (no history): one cache slot serves them all.
+        // The revision is read before the history (below, on a miss): a list is never kept
+        // under a revision newer than the history it was computed from.
+        let (user, revision) = {
             let users = tenant.users.read();
             match users.live_index(user_id) {
-                Some(u) => {
-                    let entry = &users.users[u as usize];
-                    (
-                        entry.positive_history(),
-                        if options.exclude_seen {
-                            entry.seen()
-                        } else {
-                            Vec::new()
-                        },
-                    )
-                }
-                None => (Vec::new(), Vec::new()),
+                Some(u) => (u, users.users[u as usize].revision()),
+                None => (u32::MAX, 0),
             }
         };
         // Users in a running experiment get their variant's model (the default model for
@@ -381,15 +442,56 @@ impl Service {
             _ => tenant.model.load_full(),
         };
         let vectors = tenant.vectors.read();
-        let mut list = self.rank(
-            model.as_deref(),
-            &catalog,
-            &vectors,
-            &history,
-            seen,
-            context,
-            options,
-        )?;
+        let key = ListKey::new(user, context, options);
+        let stamp = Stamp {
+            model: model.as_ref().map(|m| m.serial),
+            catalog: catalog.version,
+            user: revision,
+            vectors: vectors.revision,
+            counts: None,
+        };
+        let now = marquee_store::now_ms();
+        let kept = key
+            .as_ref()
+            .and_then(|k| tenant.lists.get(k, &stamp, catalog.counts_revision(), now));
+        let items: Arc<RankedList> = match kept {
+            Some(list) => list,
+            None => {
+                let (history, seen) = {
+                    let users = tenant.users.read();
+                    match users.users.get(user as usize).filter(|e| !e.deleted) {
+                        Some(entry) => (
+                            entry.positive_history(),
+                            if options.exclude_seen {
+                                entry.seen()
+                            } else {
+                                Vec::new()
+                            },
+                        ),
+                        None => (Vec::new(), Vec::new()),
+                    }
+                };
+                let (list, used_counts) = self.rank(
+                    model.as_deref(),
+                    &catalog,
+                    &vectors,
+                    &history,
+                    seen,
+                    context,
+                    options,
+                )?;
+                let list = Arc::new(RankedList::new(list));
+                if let Some(key) = key {
+                    let stamp = Stamp {
+                        counts: used_counts.then(|| catalog.counts_revision()),
+                        ..stamp
+                    };
+                    let valid_until = catalog.next_availability_change(now);
+                    tenant.lists.insert(key, stamp, valid_until, list.clone());
+                }
+                list
+            }
+        };
         drop(vectors);
         let (recommendation_id, variant_name) = match (&experiment, variant) {
             (Some(e), Some(v)) => {
@@ -401,11 +503,11 @@ impl Service {
             }
             _ => (new_recommendation_id(None), None),
         };
-        for r in &mut list {
-            r.recommendation_id.clone_from(&recommendation_id);
-            r.variant.clone_from(&variant_name);
-        }
-        Ok(list)
+        Ok(RecommendationList {
+            items,
+            recommendation_id,
+            variant: variant_name,
+        })
     }
 
     /// Recommendations for an anonymous session: the items it engaged with, in any order.
@@ -439,7 +541,7 @@ impl Service {
         };
         let model = tenant.model.load_full();
         let vectors = tenant.vectors.read();
-        let list = self.rank(
+        let (list, _) = self.rank(
             model.as_deref(),
             &catalog,
             &vectors,
@@ -451,6 +553,8 @@ impl Service {
         Ok(with_list_id(list))
     }
 
+    /// The list, and whether it depended on the live feedback counts (popular items filled
+    /// it, or ranked items the model has not seen).
     #[allow(clippy::too_many_arguments)]
     fn rank(
         &self,
@@ -461,7 +565,7 @@ impl Service {
         mut excluded: Vec<u32>,
         context: Option<u32>,
         options: &RecommendOptions,
-    ) -> Result<Vec<Recommendation>, ServiceError> {
+    ) -> Result<(Vec<Recommendation>, bool), ServiceError> {
         validate(options)?;
         excluded.extend(context);
         let filter = Filter::new(catalog, options, excluded)?;
@@ -653,7 +757,8 @@ impl Service {
             picked.truncate(pool_n);
         }
 
-        if picked.len() < pool_n {
+        let used_counts = picked.len() < pool_n;
+        if used_counts {
             // Cold start, or not enough candidates after filtering: fill with popular items.
             let pop = popularity(catalog, model);
             let already: HashSet<u32> = picked.iter().map(|p| p.item).collect();
@@ -682,10 +787,11 @@ impl Service {
         if let Some(rate) = options.exploration.filter(|&r| r > 0.0) {
             explore(&mut list, &user_top, n, rate);
         }
-        Ok(list
+        let list = list
             .into_iter()
             .map(|p| to_recommendation(catalog, p.item, p.score, p.reason))
-            .collect())
+            .collect();
+        Ok((list, used_counts))
     }
 
     /// Items most similar to `item_id` (by co-engagement, or by content for items the model has
@@ -836,13 +942,13 @@ impl Service {
             let newest = users
                 .users
                 .iter()
-                .flat_map(|u| u.events.iter().map(|e| e.timestamp))
+                .flat_map(|u| u.events().iter().map(|e| e.timestamp))
                 .max()
                 .unwrap_or(0);
             for e in users
                 .users
                 .iter()
-                .flat_map(|u| u.events.iter())
+                .flat_map(|u| u.events().iter())
                 .filter(|e| e.positive)
             {
                 let age = newest - e.timestamp;
@@ -954,4 +1060,44 @@ fn with_list_id(mut list: Vec<Recommendation>) -> Vec<Recommendation> {
         r.recommendation_id.clone_from(&id);
     }
     list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_served_list_serializes_as_its_recommendations_with_their_ids() {
+        let item = |id: &str, reason_items: Vec<String>| Recommendation {
+            item_id: id.into(),
+            title: (id == "a").then(|| "Alien \"director's cut\"".into()),
+            score: 0.5,
+            reason: Reason {
+                kind: "because_you_engaged".into(),
+                items: reason_items,
+                message: "Because you engaged with Heat".into(),
+            },
+            categories: vec!["Sci-Fi".into()],
+            recommendation_id: String::new(),
+            variant: None,
+        };
+        let list = RecommendationList {
+            items: Arc::new(RankedList::new(vec![
+                item("a", vec!["h".into()]),
+                item("b", Vec::new()),
+            ])),
+            recommendation_id: "rec_1".into(),
+            variant: Some("treatment".into()),
+        };
+        let expected = list.clone().into_vec();
+        assert!(expected.iter().all(|r| r.recommendation_id == "rec_1"));
+        let json = serde_json::to_string(&expected).unwrap();
+        assert_eq!(String::from_utf8(list.to_json()).unwrap(), json);
+        let empty = RecommendationList {
+            items: Arc::default(),
+            recommendation_id: "rec_2".into(),
+            variant: None,
+        };
+        assert_eq!(empty.to_json(), b"[]");
+    }
 }

@@ -43,6 +43,8 @@ pub struct ItemVectors {
     /// Where the next search for items to embed starts (after the last batch), so that a
     /// large catalogue is indexed in one pass rather than rescanned for every batch.
     cursor: usize,
+    /// Changes with every vector set (kept lists that compared items by meaning are redone).
+    pub revision: u64,
 }
 
 impl ItemVectors {
@@ -64,6 +66,7 @@ impl ItemVectors {
         }
         self.data[i * self.dims..(i + 1) * self.dims].copy_from_slice(v);
         self.hashes[i] = Some(hash);
+        self.revision += 1;
     }
 
     /// How many items have a vector.

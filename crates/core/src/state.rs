@@ -10,9 +10,9 @@
 //! short `parking_lot` locks and never hold them across an `.await`; writes are serialized per
 //! tenant by `write_lock` so memory applies them in the order the store committed them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::{Mutex, RwLock};
@@ -108,11 +108,17 @@ pub struct Catalog {
     pub index: HashMap<Arc<str>, u32>,
     /// Positive feedback events per item, kept current with every write: popularity before the
     /// first model, and for items the model has not seen.
-    pub positive_counts: Vec<u32>,
+    positive_counts: Vec<u32>,
+    /// Changes with every change of `positive_counts`.
+    counts_revision: u64,
     /// Every metadata key used in the catalogue (filters refuse other names).
     pub metadata_keys: HashSet<String>,
-    /// Changes with every item write (the item embedder skips unchanged catalogues).
+    /// Changes with every item write (the item embedder skips unchanged catalogues, kept
+    /// lists are recomputed).
     pub version: u64,
+    /// Instants at which some item's availability window opens or closes, with how many items
+    /// have that edge: a list is valid until the next one.
+    availability_edges: BTreeMap<i64, u32>,
 }
 
 impl Catalog {
@@ -132,9 +138,20 @@ impl Catalog {
                 self.metadata_keys.insert(key.clone());
             }
         }
+        for t in entry.available_from.iter().chain(&entry.available_until) {
+            *self.availability_edges.entry(*t).or_default() += 1;
+        }
         match self.index.get(&*entry.id) {
             Some(&i) => {
-                self.items[i as usize] = entry;
+                let old = std::mem::replace(&mut self.items[i as usize], entry);
+                for t in old.available_from.iter().chain(&old.available_until) {
+                    if let Some(c) = self.availability_edges.get_mut(t) {
+                        *c -= 1;
+                        if *c == 0 {
+                            self.availability_edges.remove(t);
+                        }
+                    }
+                }
                 i
             }
             None => {
@@ -149,6 +166,45 @@ impl Catalog {
 
     pub fn live_count(&self) -> usize {
         self.items.iter().filter(|e| !e.deleted).count()
+    }
+
+    /// Marks an item deleted (its slot stays) and forgets its feedback count.
+    pub fn mark_deleted(&mut self, i: u32) {
+        self.version += 1;
+        self.items[i as usize].deleted = true;
+        self.set_positive_count(i, 0);
+    }
+
+    /// Positive feedback events per item (see the field).
+    pub fn positive_counts(&self) -> &[u32] {
+        &self.positive_counts
+    }
+
+    /// Adds `delta` (may be negative) to an item's positive count, never below zero.
+    pub fn add_positive(&mut self, i: u32, delta: i64) {
+        let c = self.positive_counts[i as usize] as i64;
+        self.set_positive_count(i, (c + delta).clamp(0, u32::MAX as i64) as u32);
+    }
+
+    fn set_positive_count(&mut self, i: u32, count: u32) {
+        let c = &mut self.positive_counts[i as usize];
+        if *c != count {
+            *c = count;
+            self.counts_revision += 1;
+        }
+    }
+
+    /// Changes with every change of the positive counts.
+    pub fn counts_revision(&self) -> u64 {
+        self.counts_revision
+    }
+
+    /// The first instant after `now_ms` at which an item becomes available or stops being.
+    pub fn next_availability_change(&self, now_ms: i64) -> Option<i64> {
+        self.availability_edges
+            .range(now_ms.saturating_add(1)..)
+            .next()
+            .map(|(&t, _)| t)
     }
 }
 
@@ -165,11 +221,38 @@ pub struct Event {
 pub struct UserEntry {
     pub id: Arc<str>,
     pub deleted: bool,
-    /// At most one event per (item, kind), like the store.
-    pub events: Vec<Event>,
+    /// At most one event per (item, kind), like the store. Changed only through the methods
+    /// below, which count the changes in `revision`.
+    events: Vec<Event>,
+    /// Changes with every change of `events` (kept lists of the user are recomputed).
+    revision: u64,
 }
 
 impl UserEntry {
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Removes the events `remove` accepts; returns them.
+    pub fn remove_events(&mut self, mut remove: impl FnMut(&Event) -> bool) -> Vec<Event> {
+        let mut removed = Vec::new();
+        self.events.retain(|e| {
+            let hit = remove(e);
+            if hit {
+                removed.push(*e);
+            }
+            !hit
+        });
+        if !removed.is_empty() {
+            self.revision += 1;
+        }
+        removed
+    }
+
     /// Items with positive feedback, each once, weight 1 (what the models are trained on).
     pub fn positive_history(&self) -> Vec<(u32, f32)> {
         let mut items: Vec<u32> = self
@@ -193,6 +276,7 @@ impl UserEntry {
 
     /// Records an event, replacing an earlier one with the same item and kind (returned).
     pub fn record(&mut self, event: Event) -> Option<Event> {
+        self.revision += 1;
         match self
             .events
             .iter_mut()
@@ -234,8 +318,7 @@ impl Users {
         self.index.insert(id.clone(), u);
         self.users.push(UserEntry {
             id,
-            deleted: false,
-            events: Vec::new(),
+            ..UserEntry::default()
         });
         u
     }
@@ -263,6 +346,19 @@ impl Users {
 pub struct ServingModel {
     pub model: Model,
     pub info: ModelVersionInfo,
+    /// Unique in the process: what kept lists remember the model by.
+    pub serial: u64,
+}
+
+impl ServingModel {
+    pub fn new(model: Model, info: ModelVersionInfo) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        ServingModel {
+            model,
+            info,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -307,10 +403,13 @@ pub struct TenantState {
     pub vectors: RwLock<crate::semantic::ItemVectors>,
     /// Items with a vector, for status reports.
     pub embedded_items: AtomicU64,
+    /// Ranked lists kept until something they came from changes.
+    pub lists: crate::list_cache::ListCache,
 }
 
 impl TenantState {
-    pub fn new(id: i64, name: String, generation: i64) -> Self {
+    /// `list_cache_bytes`: memory for kept lists (0: none are kept).
+    pub fn new(id: i64, name: String, generation: i64, list_cache_bytes: u64) -> Self {
         TenantState {
             id,
             name,
@@ -330,6 +429,7 @@ impl TenantState {
             generation: AtomicU64::new(generation as u64),
             vectors: RwLock::default(),
             embedded_items: AtomicU64::new(0),
+            lists: crate::list_cache::ListCache::new(list_cache_bytes),
         }
     }
 }

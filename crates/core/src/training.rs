@@ -38,7 +38,7 @@ fn snapshot_items(tenant: &TenantState, n_items: usize) -> (Interactions, usize)
     for user in users.users.iter().filter(|u| !u.deleted) {
         let before = triples.len();
         for e in user
-            .events
+            .events()
             .iter()
             .filter(|e| e.positive && (e.item as usize) < n_items)
         {
@@ -222,10 +222,7 @@ impl Service {
             interactions: interactions as i64,
             train_ms,
         };
-        let serving = Arc::new(ServingModel {
-            model,
-            info: info.clone(),
-        });
+        let serving = Arc::new(ServingModel::new(model, info.clone()));
         tenant.model.store(Some(serving.clone()));
         if let Some(dir) = self.snapshot_dir.clone() {
             let meta = crate::snapshots::SnapshotMeta {
@@ -310,13 +307,7 @@ impl Service {
             match loaded {
                 Ok((meta, model)) => {
                     if crate::snapshots::lines_up(&meta.item_ids, &tenant.catalog.read()) {
-                        models.insert(
-                            i,
-                            Arc::new(ServingModel {
-                                model,
-                                info: meta.info,
-                            }),
-                        );
+                        models.insert(i, Arc::new(ServingModel::new(model, meta.info)));
                     } else {
                         tracing::warn!(tenant = %tenant.name, version, "model version does not line up with the catalogue; the variant uses the current model");
                     }
@@ -362,7 +353,7 @@ impl Service {
                 interactions: 0,
                 train_ms,
             };
-            models.insert(i, Arc::new(ServingModel { model, info }));
+            models.insert(i, Arc::new(ServingModel::new(model, info)));
         }
         // Only if the experiment is still the running one.
         if tenant

@@ -139,13 +139,8 @@ fn apply_event(
         positive,
         timestamp: f.timestamp,
     });
-    let count = &mut catalog.positive_counts[item as usize];
-    if replaced.is_some_and(|old| old.positive) {
-        *count = count.saturating_sub(1);
-    }
-    if positive {
-        *count += 1;
-    }
+    let delta = i64::from(positive) - i64::from(replaced.is_some_and(|old| old.positive));
+    catalog.add_positive(item, delta);
 }
 
 pub(crate) fn item_from_row(row: ItemRow) -> Item {
@@ -480,14 +475,13 @@ impl Service {
             let mut catalog = tenant.catalog.write();
             let index = catalog.index.get(id).copied();
             if let Some(i) = index {
-                catalog.items[i as usize].deleted = true;
-                catalog.positive_counts[i as usize] = 0;
+                catalog.mark_deleted(i);
             }
             index
         };
         if let Some(i) = index {
             for user in tenant.users.write().users.iter_mut() {
-                user.events.retain(|e| e.item != i);
+                user.remove_events(|e| e.item == i);
             }
         }
         Ok(())

@@ -711,6 +711,90 @@ async fn feedback_and_hiding_take_effect_at_once() {
 }
 
 #[tokio::test]
+async fn kept_lists_never_outlive_what_they_came_from() {
+    // Lists are kept per user (core::list_cache); every change they depend on shows at once.
+    let server = TestServer::start().await;
+    let key = server.tenant_with_key("films", "secret").await;
+    server.seed_films(&key).await;
+    let path = "/v1/recommend/ann?n=3";
+    let (_, first) = server.get(path, Some(&key)).await;
+    let (_, again) = server.get(path, Some(&key)).await;
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(first[0]["title"], again[0]["title"]);
+    // Each answer is its own list for attribution.
+    assert_ne!(first[0]["recommendation_id"], again[0]["recommendation_id"]);
+    let top = ids(&first)[0].clone();
+
+    // A new title shows on the next answer.
+    let (s, _) = server
+        .patch(
+            &format!("/v1/items/{top}"),
+            Some(&key),
+            json!({"title": "Renamed"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, renamed) = server.get(path, Some(&key)).await;
+    assert_eq!(renamed[0]["item_id"], top.as_str());
+    assert_eq!(renamed[0]["title"], "Renamed");
+
+    // The user's own feedback: the item they just watched leaves their list.
+    let (s, _) = server
+        .post(
+            "/v1/feedback",
+            Some(&key),
+            json!([{"user_id": "ann", "item_id": top, "type": "view"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, after) = server.get(path, Some(&key)).await;
+    assert!(!ids(&after).contains(&top), "{after}");
+
+    // An item whose window opens a moment from now joins the kept list when it opens.
+    let (_, before) = server.get("/v1/recommend/stranger?n=8", Some(&key)).await;
+    let opening = ids(&before)[0].clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (s, b) = server
+        .patch(
+            &format!("/v1/items/{opening}"),
+            Some(&key),
+            json!({"available_from": now + 1.5}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (_, closed) = server.get("/v1/recommend/stranger?n=8", Some(&key)).await;
+    assert!(!ids(&closed).contains(&opening), "{closed}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    let (_, open) = server.get("/v1/recommend/stranger?n=8", Some(&key)).await;
+    assert!(ids(&open).contains(&opening), "{open}");
+
+    // Other users' feedback on an item the model has not seen moves the popularity an
+    // unknown user's list is made of.
+    let (s, _) = server
+        .post(
+            "/v1/items",
+            Some(&key),
+            json!([{"id": "fresh", "title": "Fresh"}]),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, cold) = server.get("/v1/recommend/nobody?n=1", Some(&key)).await;
+    let events: Vec<Value> = (0..20)
+        .map(|u| json!({"user_id": format!("fan{u}"), "item_id": "fresh", "type": "view"}))
+        .collect();
+    let (s, _) = server
+        .post("/v1/feedback", Some(&key), Value::Array(events))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, warm) = server.get("/v1/recommend/nobody?n=1", Some(&key)).await;
+    assert_ne!(ids(&cold), ["fresh"]);
+    assert_eq!(ids(&warm), ["fresh"], "{warm}");
+}
+
+#[tokio::test]
 async fn training_on_request_versions_models() {
     let server = TestServer::start().await;
     let key = server.tenant_with_key("films", "secret").await;

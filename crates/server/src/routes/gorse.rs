@@ -1206,9 +1206,10 @@ pub async fn recommend(
         state
             .service
             .recommend(tenant, &user_id, None, &options(offset + n, categories))?
-            .into_iter()
+            .items()
+            .iter()
             .skip(offset)
-            .map(|r| (r.item_id, r.score))
+            .map(|r| (r.item_id.clone(), r.score))
             .collect()
     };
     if let Some(kind) = write_back

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use marquee_core::{AlgorithmConfig, RecommendOptions, Service, TrainingStatus};
 use marquee_platform::Capability;
 use serde::Deserialize;
@@ -60,6 +60,18 @@ pub enum CategoryMatch {
     #[default]
     Any,
     All,
+}
+
+/// A JSON body already rendered (see `RecommendationList::to_json`).
+fn json_answer(body: Vec<u8>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn default_n() -> usize {
@@ -121,7 +133,7 @@ pub async fn for_user(
     let list = state
         .service
         .recommend(tenant, &user_id, None, &params.options())?;
-    billed(charge, one_recommendation(), Json(list)).await
+    billed(charge, one_recommendation(), json_answer(list.to_json())).await
 }
 
 /// `GET /recommend/{user_id}/{item_id}` (and under `/v1`): what to watch after `item_id`.
@@ -147,7 +159,7 @@ pub async fn for_user_in_context(
     let list = state
         .service
         .recommend(tenant, &user_id, Some(&item_id), &params.options())?;
-    billed(charge, one_recommendation(), Json(list)).await
+    billed(charge, one_recommendation(), json_answer(list.to_json())).await
 }
 
 #[utoipa::path(
