@@ -612,9 +612,13 @@ impl Service {
             _ => Vec::new(),
         };
 
+        // Made on the first reason that needs it, shared by the rest of the list.
+        let explainer = std::cell::OnceCell::new();
         let because = |i: u32| -> Reason {
-            let items: Vec<u32> = model
-                .map(|m| m.model.explain(history, i, REASON_ITEMS))
+            let items: Vec<u32> = explainer
+                .get_or_init(|| model.map(|m| m.model.explainer(history)))
+                .as_ref()
+                .map(|e| e.explain(i, REASON_ITEMS))
                 .unwrap_or_default()
                 .into_iter()
                 .map(|(h, _)| h)

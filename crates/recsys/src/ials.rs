@@ -216,6 +216,11 @@ impl IalsModel {
         (a, b)
     }
 
+    /// The Cholesky factor of `history`'s fold-in system (what [`IalsModel::explain`] needs).
+    pub fn factor(&self, history: &[(u32, f32)]) -> Vec<f64> {
+        self.system(history).0
+    }
+
     /// The user's factors, solved exactly against the fixed item factors.
     pub fn fold_in(&self, history: &[(u32, f32)]) -> Vec<f64> {
         let (l, mut b) = self.system(history);
@@ -229,10 +234,10 @@ impl IalsModel {
     }
 
     /// Contribution of each history entry to `item`'s score: score = Σ_h c_h · y_hᵀ A⁻¹ y_item.
-    pub fn explain(&self, history: &[(u32, f32)], item: u32) -> Vec<f32> {
-        let (l, _) = self.system(history);
+    /// `l`: [`IalsModel::factor`] of `history`.
+    pub fn explain(&self, l: &[f64], history: &[(u32, f32)], item: u32) -> Vec<f32> {
         let mut v: Vec<f64> = self.item(item).iter().map(|&v| v as f64).collect();
-        cholesky_solve(&l, self.f, &mut v);
+        cholesky_solve(l, self.f, &mut v);
         history
             .iter()
             .map(|&(h, w)| {

@@ -51,7 +51,7 @@ pub use config::{
     AlgorithmConfig, BlendMember, DEFAULT_POPULARITY_HALF_LIFE_DAYS, EASE_DEFAULT_MAX_ITEMS,
 };
 pub use interactions::Interactions;
-pub use model::{Model, TrainOptions, train, train_with_options};
+pub use model::{Explainer, Model, TrainOptions, train, train_with_options};
 pub use select::{Candidate, Selection, auto_select, auto_select_report};
 pub use topk::top_k;
 

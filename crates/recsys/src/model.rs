@@ -148,9 +148,40 @@ impl Scorer {
         }
     }
 
+    /// What explaining `history`'s items needs that does not depend on the item: iALS's
+    /// factored fold-in system, each blend member's scale. Computed once per list.
+    fn prepare(&self, popularity: &[f32], history: &[(u32, f32)]) -> Prepared {
+        match self {
+            Scorer::Ials(m) => Prepared::Ials(m.factor(history)),
+            Scorer::Blend(members) => Prepared::Blend(
+                members
+                    .iter()
+                    .map(|(w, member)| {
+                        if *w <= 0.0 {
+                            return (0.0, Prepared::Nothing);
+                        }
+                        // Standardising subtracts a per-request constant (no per-item term)
+                        // and divides by the member's spread, so each member's terms are
+                        // scaled by weight / std.
+                        let mut scores = vec![0f32; popularity.len()];
+                        member.add_scores(popularity, history, 1.0, &mut scores);
+                        let (_, std) = candidate_mean_std(&scores, history);
+                        if std > 0.0 && std.is_finite() {
+                            (w / std, member.prepare(popularity, history))
+                        } else {
+                            (0.0, Prepared::Nothing)
+                        }
+                    })
+                    .collect(),
+            ),
+            _ => Prepared::Nothing,
+        }
+    }
+
     /// Each history entry's additive contribution to `item`'s score (see [`Model::explain`]).
     fn contributions(
         &self,
+        prepared: &Prepared,
         popularity: &[f32],
         similar: &SparseRows,
         history: &[(u32, f32)],
@@ -170,26 +201,79 @@ impl Scorer {
                 .iter()
                 .map(|&(i, w)| w * b[i as usize * n + item as usize])
                 .collect(),
-            Scorer::Ials(m) => m.explain(history, item),
+            Scorer::Ials(m) => match prepared {
+                Prepared::Ials(l) => m.explain(l, history, item),
+                _ => m.explain(&m.factor(history), history, item),
+            },
             Scorer::Blend(members) => {
-                // Standardising subtracts a per-request constant (no per-item term) and divides
-                // by the member's spread, so each member's terms are scaled by weight / std.
+                let Prepared::Blend(parts) = prepared else {
+                    return self.contributions(
+                        &self.prepare(popularity, history),
+                        popularity,
+                        similar,
+                        history,
+                        item,
+                    );
+                };
                 let mut total = vec![0f32; history.len()];
-                let mut tmp = vec![0f32; n];
-                for (w, member) in members.iter().filter(|m| m.0 > 0.0) {
-                    tmp.fill(0.0);
-                    member.add_scores(popularity, history, 1.0, &mut tmp);
-                    let (_, std) = candidate_mean_std(&tmp, history);
-                    if std > 0.0 && std.is_finite() {
-                        let c = member.contributions(popularity, similar, history, item);
+                for ((_, member), (scale, part)) in members.iter().zip(parts) {
+                    if *scale > 0.0 {
+                        let c = member.contributions(part, popularity, similar, history, item);
                         for (t, c) in total.iter_mut().zip(c) {
-                            *t += w / std * c;
+                            *t += scale * c;
                         }
                     }
                 }
                 total
             }
         }
+    }
+}
+
+/// See [`Scorer::prepare`].
+enum Prepared {
+    Nothing,
+    /// The Cholesky factor of the user's fold-in system.
+    Ials(Vec<f64>),
+    /// Per member: its scale in the blend (0: it adds nothing) and what it prepared.
+    Blend(Vec<(f32, Prepared)>),
+}
+
+/// Explains why items were recommended from one history: what is shared between the items
+/// (iALS's factored system, a blend's member scales) is computed once, when it is made.
+pub struct Explainer<'a> {
+    model: &'a Model,
+    history: Vec<(u32, f32)>,
+    prepared: Prepared,
+}
+
+impl Explainer<'_> {
+    /// See [`Model::explain`].
+    pub fn explain(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        let m = self.model;
+        if item as usize >= m.n_items || k == 0 {
+            return Vec::new();
+        }
+        let h = &self.history;
+        let contrib = m
+            .scorer
+            .contributions(&self.prepared, &m.popularity, &m.similar, h, item);
+        let mut per_item: Vec<(u32, f32)> = h.iter().map(|x| x.0).zip(contrib).collect();
+        per_item.sort_unstable_by_key(|x| x.0);
+        per_item.dedup_by(|b, a| {
+            if a.0 == b.0 {
+                a.1 += b.1;
+                true
+            } else {
+                false
+            }
+        });
+        let items: Vec<u32> = per_item.iter().map(|x| x.0).collect();
+        let scores: Vec<f32> = per_item.iter().map(|x| x.1).collect();
+        top_k(&scores, k, |p| scores[p as usize] > 0.0)
+            .into_iter()
+            .map(|(p, s)| (items[p as usize], s))
+            .collect()
     }
 }
 
@@ -420,33 +504,27 @@ impl Model {
     /// `Σ_h c_h · y_hᵀ A⁻¹ y_item` with `A` the user's fold-in system, and each term is reported.
     /// Popularity has no per-item terms; the cosine similarity `w_h · cos(h, item)` is used.
     pub fn explain(&self, history: &[(u32, f32)], item: u32, k: usize) -> Vec<(u32, f32)> {
+        self.explainer(history).explain(item, k)
+    }
+
+    /// Explains several items of one history's list at the cost of the first (see
+    /// [`Explainer`]).
+    pub fn explainer(&self, history: &[(u32, f32)]) -> Explainer<'_> {
         let n = self.n_items;
-        if item as usize >= n || k == 0 {
-            return Vec::new();
-        }
-        let h: Vec<(u32, f32)> = history
+        let history: Vec<(u32, f32)> = history
             .iter()
             .filter(|&&(i, w)| (i as usize) < n && w.is_finite())
             .copied()
             .collect();
-        let contrib = self
-            .scorer
-            .contributions(&self.popularity, &self.similar, &h, item);
-        let mut per_item: Vec<(u32, f32)> = h.iter().map(|x| x.0).zip(contrib).collect();
-        per_item.sort_unstable_by_key(|x| x.0);
-        per_item.dedup_by(|b, a| {
-            if a.0 == b.0 {
-                a.1 += b.1;
-                true
-            } else {
-                false
-            }
-        });
-        let items: Vec<u32> = per_item.iter().map(|x| x.0).collect();
-        let scores: Vec<f32> = per_item.iter().map(|x| x.1).collect();
-        top_k(&scores, k, |p| scores[p as usize] > 0.0)
-            .into_iter()
-            .map(|(p, s)| (items[p as usize], s))
-            .collect()
+        let prepared = if history.is_empty() {
+            Prepared::Nothing
+        } else {
+            self.scorer.prepare(&self.popularity, &history)
+        };
+        Explainer {
+            model: self,
+            history,
+            prepared,
+        }
     }
 }
