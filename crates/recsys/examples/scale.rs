@@ -9,6 +9,9 @@
 //! * `default`: `train(AlgorithmConfig::default_for(data))`;
 //! * `auto`: `auto_select_report` (seed 7), then prints the report; no final fit.
 //! * `gen`: generation and `Interactions::from_triples` only (the baseline memory).
+//! * `tsv`: the generated interactions on stdout as `user<TAB>item<TAB>1<TAB>timestamp` lines
+//!   (ids `u…` and `i…`), for `marquee import interactions` (`bench/large.sh`); the summary goes
+//!   to stderr.
 //!
 //! Data (deterministic, SplitMix-style generator, seed `SEED`, default 1): item popularity is
 //! Zipf-like, `P(item of rank r) ∝ 1 / (r + 10)^0.9` (a power law with a softened head, so the
@@ -100,7 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|u| data.user_items(u).len())
         .max()
         .unwrap_or(0);
-    println!(
+    eprintln!(
         "generated {} users × {} items, {} interactions in {:.1}s; item degree max {} / p99 {} / \
          median {}; max user history {max_user}",
         data.n_users(),
@@ -114,6 +117,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     match mode {
         "gen" => {}
+        "tsv" => {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for (u, i, _, ts) in data.iter() {
+                writeln!(out, "u{u}\ti{i}\t1\t{ts}")?;
+            }
+            out.flush()?;
+        }
         "ials" | "default" => {
             let config = if mode == "ials" {
                 AlgorithmConfig::Ials {
@@ -163,7 +174,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         other => {
-            return Err(format!("unknown mode {other}; use ials, default, auto or gen").into());
+            return Err(
+                format!("unknown mode {other}; use ials, default, auto, gen or tsv").into(),
+            );
         }
     }
     Ok(())
