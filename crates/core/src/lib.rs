@@ -41,6 +41,9 @@ use marquee_store::{Store, Tenant};
 use parking_lot::RwLock;
 use tokio::sync::Semaphore;
 
+/// How often the feedback log is folded into the keyed table (see `Service::run_background`).
+const FOLD_INTERVAL: Duration = Duration::from_secs(1);
+
 pub use access::Admitted;
 pub use admin::{KeySpec, KeyUpdate};
 pub use auth::{Access, Caller, RequestMeta};
@@ -469,8 +472,6 @@ impl Service {
     // ------------------------------------------------------------------------------------
     // Background work
 
-    /// Picks up changes made by other processes (keys, tenants, imports), records key use,
-    /// and retrains tenants that have enough new feedback. Runs until the process ends.
     /// The loaded models.
     pub fn models(&self) -> Arc<marquee_models::Runtime> {
         self.models.load_full()
@@ -482,13 +483,29 @@ impl Service {
         self.embed_wakeup.notify_one();
     }
 
+    /// Picks up changes made by other processes (keys, tenants, imports), records key use,
+    /// and retrains tenants that have enough new feedback; folds the feedback log (in a task of
+    /// its own). Runs until the process ends.
     pub async fn run_background(self: Arc<Self>) {
+        tokio::spawn(Arc::clone(&self).fold_feedback_log());
         let interval = Duration::from_secs_f64(self.config.poll_interval_secs.max(0.1));
         loop {
             if let Err(e) = self.poll_once().await {
                 tracing::warn!(error = %e, "background poll failed");
             }
             tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Keeps the store's feedback log short: acknowledged events are folded into the keyed
+    /// feedback table every [`FOLD_INTERVAL`] (readers fold on their own as well, so this is
+    /// about the log's size, not about correctness).
+    async fn fold_feedback_log(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(FOLD_INTERVAL).await;
+            if let Err(e) = self.store.fold_feedback().await {
+                tracing::warn!(error = %e, "folding the feedback log failed; retrying");
+            }
         }
     }
 

@@ -756,6 +756,8 @@ impl Service {
             self.write_feedback(tenant, chunk.to_vec()).await?;
             progress(chunk.len() as u64);
         }
+        // Leave the imported events in the keyed table, not in the log.
+        self.store.fold_feedback().await?;
         Ok(())
     }
 }

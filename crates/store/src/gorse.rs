@@ -10,7 +10,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::{
-    Conditions, FeedbackRow, ItemRow, Param, ROWS_PER_STATEMENT, Result, Store, json_text, now_ms,
+    Conditions, FeedbackRow, ItemRow, Param, ROWS_PER_STATEMENT, Result, Store, json_text,
     push_placeholders, sql_limit,
 };
 
@@ -28,6 +28,7 @@ impl Store {
         until: i64,
         limit: usize,
     ) -> Result<Vec<FeedbackRow>> {
+        self.fold_feedback().await?;
         let mut c = Conditions::default();
         let t = c.param(Param::Int(tenant_id));
         c.push(format!("tenant_id = {t}"));
@@ -65,6 +66,7 @@ impl Store {
         item_id: &str,
         kind: Option<&str>,
     ) -> Result<Vec<FeedbackRow>> {
+        self.fold_feedback().await?;
         let c = pair_conditions(tenant_id, user_id, item_id, kind);
         let sql = format!(
             "SELECT {FEEDBACK_COLUMNS} FROM feedback{} ORDER BY kind",
@@ -88,6 +90,7 @@ impl Store {
     ) -> Result<Vec<FeedbackRow>> {
         let c = pair_conditions(tenant_id, user_id, item_id, kind);
         let mut tx = self.begin_write().await?;
+        crate::feedback_log::fold_in(&mut tx, self.backend).await?;
         let select = format!("SELECT {FEEDBACK_COLUMNS} FROM feedback{}", c.where_sql());
         let rows = c
             .bind(sqlx::query(AssertSqlSafe(select)))
@@ -138,6 +141,7 @@ impl Store {
         limit: usize,
         then_by: &'static str,
     ) -> Result<Vec<FeedbackRow>> {
+        self.fold_feedback().await?;
         let mut c = Conditions::default();
         let t = c.param(Param::Int(tenant_id));
         c.push(format!("tenant_id = {t}"));
@@ -175,24 +179,15 @@ impl Store {
             .iter()
             .filter(|e| seen.insert((&e.user_id, &e.item_id, &e.kind)))
             .collect();
-        let mut user_ids: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
-        user_ids.sort_unstable();
-        user_ids.dedup();
-        let now = now_ms();
-
         let mut tx = self.begin_write().await?;
-        for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
-            );
-            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
-            sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(tenant_id).bind(*id).bind("{}").bind(now).bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        // Whether a key is "already there" must count the events still in the log.
+        crate::feedback_log::fold_in(&mut tx, self.backend).await?;
+        self.create_missing_users(
+            &mut tx,
+            tenant_id,
+            events.iter().map(|e| e.user_id.as_str()),
+        )
+        .await?;
         let mut inserted = Vec::new();
         for chunk in events.chunks(ROWS_PER_STATEMENT / 2) {
             let mut sql = String::from(

@@ -17,6 +17,7 @@
 //! variant per backend where the DDL differs.
 
 mod audit;
+mod feedback_log;
 mod gorse;
 mod migrations;
 mod privacy;
@@ -525,6 +526,8 @@ impl Store {
         entity_sql: &'static str,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
+        // Logged events must go too, not be folded in after the delete.
+        crate::feedback_log::fold_in(&mut tx, self.backend).await?;
         sqlx::query(feedback_sql)
             .bind(tenant_id)
             .bind(id)
@@ -624,36 +627,22 @@ impl Store {
     /// Records feedback events and creates the users they name that do not exist yet, in one
     /// transaction. An event is keyed by (user, item, kind): sending it again updates its value and
     /// time instead of adding a duplicate, so a retried batch leaves the same state. Within
-    /// `events`, a later event with the same key wins.
+    /// `events`, a later event with the same key wins. The events are appended to the feedback
+    /// log, read through the keyed table once folded (see [`feedback_log`]).
     pub async fn insert_feedback(&self, tenant_id: i64, events: &[FeedbackRow]) -> Result<()> {
         let events = dedup_last_wins(events, |e| (&e.user_id, &e.item_id, &e.kind));
-        let mut user_ids: Vec<&str> = events.iter().map(|e| e.user_id.as_str()).collect();
-        user_ids.sort_unstable();
-        user_ids.dedup();
-        let now = now_ms();
-
         let mut tx = self.begin_write().await?;
-        for chunk in user_ids.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from(
-                "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
-            );
-            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
-            sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING");
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for id in chunk {
-                q = q.bind(tenant_id).bind(*id).bind("{}").bind(now).bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        self.create_missing_users(
+            &mut tx,
+            tenant_id,
+            events.iter().map(|e| e.user_id.as_str()),
+        )
+        .await?;
         for chunk in events.chunks(ROWS_PER_STATEMENT / 2) {
             let mut sql = String::from(
-                "INSERT INTO feedback (tenant_id, user_id, item_id, kind, value, ts) VALUES ",
+                "INSERT INTO feedback_log (tenant_id, user_id, item_id, kind, value, ts) VALUES ",
             );
             push_placeholders(self.backend, &mut sql, chunk.len(), 6);
-            sql.push_str(
-                " ON CONFLICT (tenant_id, user_id, item_id, kind) DO UPDATE SET \
-                 value = excluded.value, ts = excluded.ts",
-            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for e in chunk {
                 q = q
@@ -670,6 +659,32 @@ impl Store {
         Ok(())
     }
 
+    /// Creates the users among `ids` that do not exist yet, inside `tx`.
+    pub(crate) async fn create_missing_users<'a>(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tenant_id: i64,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        let mut ids: Vec<&str> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let now = now_ms();
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO users (tenant_id, id, attributes, created_at, updated_at) VALUES ",
+            );
+            push_placeholders(self.backend, &mut sql, chunk.len(), 5);
+            sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(tenant_id).bind(*id).bind("{}").bind(now).bind(now);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// A user's feedback, newest first (see [`Store::user_feedback_all`] for every event).
     pub async fn user_feedback(
         &self,
@@ -677,6 +692,7 @@ impl Store {
         user_id: &str,
         limit: usize,
     ) -> Result<Vec<FeedbackRow>> {
+        self.fold_feedback().await?;
         let rows = sqlx::query(
             "SELECT user_id, item_id, kind, value, ts FROM feedback \
              WHERE tenant_id = $1 AND user_id = $2 ORDER BY ts DESC, item_id LIMIT $3",
@@ -691,6 +707,7 @@ impl Store {
 
     /// Every feedback event of a tenant, for loading the serving state and training.
     pub async fn all_feedback(&self, tenant_id: i64) -> Result<Vec<FeedbackRow>> {
+        self.fold_feedback().await?;
         let rows = sqlx::query(
             "SELECT user_id, item_id, kind, value, ts FROM feedback WHERE tenant_id = $1",
         )
@@ -701,6 +718,7 @@ impl Store {
     }
 
     pub async fn count_feedback(&self, tenant_id: i64) -> Result<i64> {
+        self.fold_feedback().await?;
         let row = sqlx::query("SELECT COUNT(*) AS n FROM feedback WHERE tenant_id = $1")
             .bind(tenant_id)
             .fetch_one(&self.pool)

@@ -395,6 +395,30 @@ CREATE TABLE item_embeddings (
             Ddl::Script(PROVIDER_PLATFORM_COMMON),
         ],
     },
+    Migration {
+        version: 5,
+        name: "feedback log",
+        // See `feedback_log`: acknowledged feedback, in arrival order, until it is folded into
+        // `feedback`.
+        sqlite: &[Ddl::Statements(&["CREATE TABLE feedback_log (
+    seq INTEGER PRIMARY KEY,
+    tenant_id BIGINT NOT NULL,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    ts BIGINT NOT NULL
+)"])],
+        postgres: &[Ddl::Statements(&["CREATE TABLE feedback_log (
+    seq BIGSERIAL PRIMARY KEY,
+    tenant_id BIGINT NOT NULL,
+    user_id TEXT COLLATE \"C\" NOT NULL,
+    item_id TEXT COLLATE \"C\" NOT NULL,
+    kind TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    ts BIGINT NOT NULL
+)"])],
+    },
 ];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {

@@ -151,6 +151,7 @@ impl Store {
         tenant_id: i64,
         user_id: &str,
     ) -> Result<Vec<FeedbackRow>> {
+        self.fold_feedback().await?;
         let rows = sqlx::query(
             "SELECT user_id, item_id, kind, value, ts FROM feedback \
              WHERE tenant_id = $1 AND user_id = $2 ORDER BY ts, item_id, kind",
@@ -175,6 +176,7 @@ impl Store {
         at: i64,
     ) -> Result<Option<u64>> {
         let mut tx = self.begin_write().await?;
+        crate::feedback_log::fold_in(&mut tx, self.backend).await?;
         let events = sqlx::query("DELETE FROM feedback WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant_id)
             .bind(user_id)

@@ -36,12 +36,72 @@ fn event(user: &str, item: &str, kind: &str, value: Option<f64>, ts: i64) -> Fee
 /// statements the store's API never runs.
 async fn exercise(store: &Store, raw_url: &str) {
     catalogue_and_feedback(store).await;
+    feedback_log(store).await;
     keys(store).await;
     settings_and_policies(store).await;
     usage(store, raw_url).await;
     audit(store, raw_url).await;
     data_keys(store).await;
     privacy(store).await;
+}
+
+/// Feedback is acknowledged in a log and folded into the keyed table later: every read and
+/// delete sees what was logged before it, in order, and a fold never brings back what was
+/// deleted.
+async fn feedback_log(store: &Store) {
+    let t = store.create_tenant("log").await.unwrap().id;
+    let items: Vec<ItemRow> = ["a", "b", "c"].iter().map(|i| item(i, i)).collect();
+    store.upsert_items(t, &items).await.unwrap();
+    // Three batches on one key: the last one logged wins once folded, whatever its time.
+    for (value, ts) in [(1.0, 30), (2.0, 10), (3.0, 20)] {
+        store
+            .insert_feedback(t, &[event("u", "a", "rating", Some(value), ts)])
+            .await
+            .unwrap();
+    }
+    let read = store.user_feedback(t, "u", 10).await.unwrap();
+    assert_eq!(read, vec![event("u", "a", "rating", Some(3.0), 20)]);
+    assert_eq!(store.fold_feedback().await.unwrap(), 0, "the read folded");
+
+    // Logged events count as already there for Gorse-style inserts.
+    store
+        .insert_feedback(t, &[event("u", "b", "view", None, 1)])
+        .await
+        .unwrap();
+    let inserted = store
+        .insert_new_feedback(
+            t,
+            &[
+                event("u", "b", "view", None, 2),
+                event("u", "c", "view", None, 3),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, vec![event("u", "c", "view", None, 3)]);
+
+    // Deleting an item takes its logged events with it; a later fold does not restore them.
+    store
+        .insert_feedback(t, &[event("v", "b", "view", None, 4)])
+        .await
+        .unwrap();
+    assert!(store.delete_item(t, "b").await.unwrap());
+    store.fold_feedback().await.unwrap();
+    let all = store.all_feedback(t).await.unwrap();
+    assert!(all.iter().all(|e| e.item_id != "b"), "{all:?}");
+    assert_eq!(store.count_feedback(t).await.unwrap(), 2);
+
+    // The same for a user's erasure.
+    store
+        .insert_feedback(t, &[event("w", "a", "view", None, 5)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.erase_user(t, "w", "hash-w", None, 6).await.unwrap(),
+        Some(1)
+    );
+    store.fold_feedback().await.unwrap();
+    assert!(store.user_feedback_all(t, "w").await.unwrap().is_empty());
 }
 
 async fn catalogue_and_feedback(store: &Store) {
