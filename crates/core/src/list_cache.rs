@@ -33,7 +33,7 @@ pub struct Stamp {
     /// [`crate::state::ServingModel::serial`] of the model used, if any.
     pub model: Option<u64>,
     pub catalog: u64,
-    pub user: u64,
+    pub user: u32,
     pub vectors: u64,
     /// The catalogue's positive-count revision, when the list depended on live counts.
     pub counts: Option<u64>,

@@ -222,24 +222,38 @@ impl crate::Service {
         }
         self.crypto.set_master(keys);
         let mut sealed = 0;
+        // A page of users at a time: a tenant of millions at once was hundreds of megabytes
+        // of rows in memory at every start.
+        const PAGE: usize = 10_000;
         for tenant in self.store.list_tenants().await? {
-            let mut rows = Vec::new();
-            for user in self.store.all_users(tenant.id).await? {
-                if DataKey::is_encrypted(&user.attributes) {
-                    continue;
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .list_users(tenant.id, after.as_deref(), PAGE)
+                    .await?;
+                let mut rows = Vec::new();
+                for user in &page {
+                    if DataKey::is_encrypted(&user.attributes) {
+                        continue;
+                    }
+                    let attributes = self
+                        .crypto
+                        .open(&self.store, tenant.id, &user.id, &user.attributes)
+                        .await?;
+                    let text = self
+                        .crypto
+                        .seal(&self.store, tenant.id, &user.id, &attributes)
+                        .await?;
+                    rows.push((user.id.clone(), text));
                 }
-                let attributes = self
-                    .crypto
-                    .open(&self.store, tenant.id, &user.id, &user.attributes)
-                    .await?;
-                let text = self
-                    .crypto
-                    .seal(&self.store, tenant.id, &user.id, &attributes)
-                    .await?;
-                rows.push((user.id, text));
-            }
-            if !rows.is_empty() {
-                sealed += self.store.set_user_attributes(tenant.id, &rows).await?;
+                if !rows.is_empty() {
+                    sealed += self.store.set_user_attributes(tenant.id, &rows).await?;
+                }
+                if page.len() < PAGE {
+                    break;
+                }
+                after = page.into_iter().last().map(|u| u.id);
             }
         }
         if sealed > 0 {

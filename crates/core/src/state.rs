@@ -225,7 +225,7 @@ pub struct UserEntry {
     /// below, which count the changes in `revision`.
     events: Vec<Event>,
     /// Changes with every change of `events` (kept lists of the user are recomputed).
-    revision: u64,
+    revision: u32,
 }
 
 impl UserEntry {
@@ -233,7 +233,7 @@ impl UserEntry {
         &self.events
     }
 
-    pub fn revision(&self) -> u64 {
+    pub fn revision(&self) -> u32 {
         self.revision
     }
 
@@ -248,7 +248,7 @@ impl UserEntry {
             !hit
         });
         if !removed.is_empty() {
-            self.revision += 1;
+            self.revision = self.revision.wrapping_add(1);
         }
         removed
     }
@@ -276,7 +276,7 @@ impl UserEntry {
 
     /// Records an event, replacing an earlier one with the same item and kind (returned).
     pub fn record(&mut self, event: Event) -> Option<Event> {
-        self.revision += 1;
+        self.revision = self.revision.wrapping_add(1);
         match self
             .events
             .iter_mut()
@@ -335,6 +335,16 @@ impl Users {
 
     pub fn live_count(&self) -> usize {
         self.users.iter().filter(|u| !u.deleted).count()
+    }
+
+    /// After a load (which reads events in key order): each user's events in time order, as
+    /// live writes leave them, and no spare capacity (most users have a few events).
+    pub fn settle_loaded(&mut self) {
+        for u in &mut self.users {
+            u.events.sort_by_key(|e| e.timestamp);
+            u.events.shrink_to_fit();
+        }
+        self.users.shrink_to_fit();
     }
 
     pub fn event_count(&self) -> usize {

@@ -38,7 +38,6 @@ pub(crate) async fn load_state(
 ) -> Result<(), ServiceError> {
     let items = store.all_items(state.id).await?;
     let user_ids = store.all_user_ids(state.id).await?;
-    let feedback = store.all_feedback(state.id).await?;
     {
         let mut catalog = state.catalog.write();
         let mut by_id: HashMap<&str, &ItemRow> = items.iter().map(|r| (r.id.as_str(), r)).collect();
@@ -62,27 +61,58 @@ pub(crate) async fn load_state(
             catalog.upsert(ItemEntry::from_item(&item_from_row(row.clone())));
         }
     }
-    let mut catalog = state.catalog.write();
-    let mut users = state.users.write();
-    for id in &user_ids {
-        users.ensure(id);
-    }
-    let mut sorted = feedback;
-    sorted.sort_by_key(|f| f.timestamp);
-    for f in &sorted {
-        if let Some(item) = catalog.live_index(&f.item_id) {
-            apply_event(&mut users, &mut catalog, config, item, f);
+    {
+        let mut users = state.users.write();
+        for id in &user_ids {
+            users.ensure(id);
         }
     }
+    drop(user_ids);
+    // Feedback a page at a time, in key order: all of a tenant's rows at once cost ~200 bytes
+    // per event while loading, and the allocator could not give that back from among the
+    // entries that stay.
+    let mut events = 0usize;
+    let mut after: Option<FeedbackRow> = None;
+    loop {
+        let page = store
+            .feedback_page(
+                state.id,
+                None,
+                after
+                    .as_ref()
+                    .map(|f| (f.user_id.as_str(), f.item_id.as_str(), f.kind.as_str())),
+                i64::MAX,
+                LOAD_PAGE,
+            )
+            .await?;
+        let mut catalog = state.catalog.write();
+        let mut users = state.users.write();
+        for f in &page {
+            if let Some(item) = catalog.live_index(&f.item_id) {
+                apply_event(&mut users, &mut catalog, config, item, f);
+            }
+        }
+        events += page.len();
+        if page.len() < LOAD_PAGE {
+            break;
+        }
+        after = page.into_iter().last();
+    }
+    let catalog = state.catalog.read();
+    let mut users = state.users.write();
+    users.settle_loaded();
     tracing::debug!(
         tenant = %state.name,
         items = catalog.items.len(),
         users = users.users.len(),
-        events = sorted.len(),
+        events,
         "loaded tenant state"
     );
     Ok(())
 }
+
+/// Feedback rows read per query while loading a tenant.
+const LOAD_PAGE: usize = 50_000;
 
 /// Takes the tenant's write lock and commits every queued feedback batch in one transaction,
 /// then applies them to memory and tells each batch's request (see `Service::write_feedback`).

@@ -116,11 +116,13 @@ impl Store {
                         // Overwritten and deleted rows are zeroed, so that plain text replaced
                         // by sealed text (or erased) does not linger in free pages.
                         "PRAGMA secure_delete = ON",
-                        // Ingest writes into indexes keyed by user and item ids all over the
-                        // tables: with SQLite's 2 MB default cache a batch of a thousand events
-                        // spilled dirty pages mid-transaction and read pages back from disk.
-                        // The cache is allocated as it fills, so idle connections cost nothing.
-                        "PRAGMA cache_size = -32768",
+                        // Folding the feedback log writes all over the feedback table and
+                        // its index: with SQLite's 2 MB default cache a fold spilled dirty
+                        // pages mid-transaction and read pages back from disk. The cache fills
+                        // as pages are read and each of the 8 connections has its own, so a
+                        // larger one costs up to 8× its size of memory (32 MB each was 256 MB
+                        // of a server's RSS after a large tenant was loaded).
+                        "PRAGMA cache_size = -8192",
                         // A batch of events dirties pages across the whole feedback index; with
                         // the default (a checkpoint past 1,000 WAL pages) nearly every commit
                         // also copied them all into the database file. Past 10,000 pages
