@@ -4,12 +4,14 @@
 # auth, limits and metering, alternately, in one run.
 #   bench/gateway.sh        (needs wrk and the models: `marquee models pull`)
 # Environment: DURATION (s per run, default 15), ROUNDS (default 3), CONNECTIONS (default 1:
-# latency, not throughput, is the figure), MARQUEE_MODELS_DIR.
+# latency, not throughput, is the figure), PAIRS (paired requests after the wrk rounds, default
+# 1000), MARQUEE_MODELS_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15}
 ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-1}
+PAIRS=${PAIRS:-1000}
 command -v wrk >/dev/null || { echo "bench/gateway.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
 [ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -q -p marquee-cli
 B=$PWD/target/release/marquee
@@ -77,3 +79,10 @@ g = [r["p50_us"] for r in rows if r["name"] == "gateway"]
 added = [b - a for a, b in zip(d, g)]
 print(f"\nadded p50 per round (ms): {', '.join(f'{x/1000:.3f}' for x in added)}; median {statistics.median(added)/1000:.3f}")
 PY
+
+# The same, paired: one request each way back to back, the median of the differences (the
+# upstream's drift between wrk runs is larger than the overhead; pairing cancels it).
+echo
+echo "paired ($PAIRS pairs, bench/gateway_pairs.py):"
+python3 bench/gateway_pairs.py "http://127.0.0.1:$UP_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2 \
+    "http://127.0.0.1:$GW_PORT" "$APP_KEY" up-embed "$PAIRS"
