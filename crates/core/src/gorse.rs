@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::Service;
 use crate::error::ServiceError;
-use crate::state::{Catalog, Event, ItemEntry, TenantState, Users};
+use crate::state::{Catalog, ItemEntry, TenantState, Users};
 use crate::types::*;
 use crate::writes::{MAX_PAGE, into_item, item_from_row};
 
@@ -66,20 +66,9 @@ pub fn check_feedback_type(kind: &str) -> Result<(), ServiceError> {
 /// positive events follows.
 fn apply(users: &mut Users, catalog: &mut Catalog, service: &Service, rows: &[FeedbackRow]) {
     for f in rows {
-        let Some(item) = catalog.live_index(&f.item_id) else {
-            continue;
-        };
-        let kind = users.kind_id(&f.kind);
-        let u = users.ensure(&f.user_id);
-        let positive = service.config().is_positive(&f.kind, f.value);
-        let replaced = users.users[u as usize].record(Event {
-            item,
-            kind,
-            positive,
-            timestamp: f.timestamp,
-        });
-        let delta = i64::from(positive) - i64::from(replaced.is_some_and(|old| old.positive));
-        catalog.add_positive(item, delta);
+        if let Some(item) = catalog.live_index(&f.item_id) {
+            crate::writes::apply_event(users, catalog, service.config(), item, f);
+        }
     }
 }
 

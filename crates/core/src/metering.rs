@@ -261,9 +261,13 @@ async fn write_ledger(store: Store, mut rx: mpsc::Receiver<Op>, last_failure: Ar
         // Gather until the interval since the last commit is over (a usage report, the end
         // of the channel or a full batch end the wait).
         let deadline = last_commit + COMMIT_INTERVAL;
-        while batch.len() < MAX_BATCH && !batch.iter().any(|op| matches!(op, Op::Flush(_))) {
+        let mut flush_waiting = batch.iter().any(|op| matches!(op, Op::Flush(_)));
+        while batch.len() < MAX_BATCH && !flush_waiting {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(op)) => batch.push(op),
+                Ok(Some(op)) => {
+                    flush_waiting = matches!(op, Op::Flush(_));
+                    batch.push(op);
+                }
                 Ok(None) | Err(_) => break,
             }
         }

@@ -333,14 +333,6 @@ pub struct RecommendationList {
 }
 
 impl RecommendationList {
-    pub fn len(&self) -> usize {
-        self.items.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.items.is_empty()
-    }
-
     /// The ranked items as kept: `recommendation_id` and `variant` are not filled in.
     pub fn items(&self) -> &[Recommendation] {
         &self.items.items
@@ -554,7 +546,7 @@ impl Service {
     }
 
     /// The list, and whether it depended on the live feedback counts (popular items filled
-    /// it, or ranked items the model has not seen).
+    /// it).
     #[allow(clippy::too_many_arguments)]
     fn rank(
         &self,

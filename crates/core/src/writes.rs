@@ -153,7 +153,9 @@ async fn commit_queued_feedback(store: Store, config: ServiceConfig, tenant: Arc
     }
 }
 
-fn apply_event(
+/// Records one committed event in the serving state: it replaces the user's earlier event of
+/// the same item and type, and the item's count of positive events follows.
+pub(crate) fn apply_event(
     users: &mut Users,
     catalog: &mut Catalog,
     config: &ServiceConfig,
