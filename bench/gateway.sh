@@ -4,8 +4,8 @@
 # auth, limits and metering, alternately, in one run.
 #   bench/gateway.sh        (needs wrk and the models: `marquee models pull`)
 # Environment: DURATION (s per run, default 15), ROUNDS (default 3), CONNECTIONS (default 1:
-# latency, not throughput, is the figure), PAIRS (paired requests after the wrk rounds, default
-# 1000), MARQUEE_MODELS_DIR.
+# latency, not throughput, is the figure), PAIRS (paired rounds after the wrk rounds, default
+# 1000), MARQUEE_MODELS_DIR. With nginx installed, a bare nginx proxy is the baseline hop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15}
@@ -81,8 +81,56 @@ print(f"\nadded p50 per round (ms): {', '.join(f'{x/1000:.3f}' for x in added)};
 PY
 
 # The same, paired: one request each way back to back, the median of the differences (the
-# upstream's drift between wrk runs is larger than the overhead; pairing cancels it).
+# upstream's drift between wrk runs is larger than the overhead; pairing cancels it). Where
+# nginx is installed, a bare nginx reverse proxy (kept-alive upstream connections, no auth,
+# no logs) is measured in the same rounds: the cost of one more loopback hop on this machine,
+# the floor under any gateway.
+PATHS=(direct "http://127.0.0.1:$UP_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2)
+if command -v nginx >/dev/null; then
+    NGX_PORT=$(free_port)
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx;
+    proxy_temp_path $WORK/nginx;
+    upstream marquee { server 127.0.0.1:$UP_PORT; keepalive 8; }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / {
+            proxy_pass http://marquee;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+NGINX
+    nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+    PIDS+=($!)
+    until curl -s -o /dev/null "http://127.0.0.1:$NGX_PORT/"; do sleep 0.1; done
+    PATHS+=(nginx "http://127.0.0.1:$NGX_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2)
+else
+    echo "(nginx not installed: no bare-proxy baseline; apt-get install nginx-light)"
+fi
+PATHS+=(gateway "http://127.0.0.1:$GW_PORT" "$APP_KEY" up-embed)
 echo
-echo "paired ($PAIRS pairs, bench/gateway_pairs.py):"
-python3 bench/gateway_pairs.py "http://127.0.0.1:$UP_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2 \
-    "http://127.0.0.1:$GW_PORT" "$APP_KEY" up-embed "$PAIRS"
+echo "paired ($PAIRS rounds, bench/gateway_pairs.py):"
+python3 bench/gateway_pairs.py "$PAIRS" "${PATHS[@]}" >"$WORK/pairs.json"
+python3 - "$WORK/pairs.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("| path | p50 ms | p99 ms | added, median (p25 – p75) ms |")
+print("|---|---|---|---|")
+for name, r in d.items():
+    if name == "rounds":
+        continue
+    added = "–"
+    if "added_median_ms" in r:
+        added = f"{r['added_median_ms']:.3f} ({r['added_p25_ms']:.3f} – {r['added_p75_ms']:.3f})"
+    print(f"| {name} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {added} |")
+PY

@@ -1,13 +1,14 @@
-"""Gateway overhead as paired latencies: each round sends one request to the upstream directly and
-the same request through the gateway, back to back, on kept-alive connections, and the figure
-is the median of the per-pair differences. The upstream's own latency drifts by more than the
-overhead from one wrk run to the next (bench/gateway.sh); pairing cancels that drift.
+"""Gateway overhead as paired latencies: each round sends the same request to the upstream
+directly and through each proxy in turn, back to back, on kept-alive connections; a proxy's
+figure is the median of its per-round differences from the direct request. The upstream's own
+latency drifts by more than the overhead from one wrk run to the next (bench/gateway.sh);
+pairing cancels that drift.
 
-    python3 bench/gateway_pairs.py DIRECT_URL DIRECT_KEY DIRECT_MODEL GATEWAY_URL GATEWAY_KEY GATEWAY_MODEL [PAIRS]
+    python3 bench/gateway_pairs.py ROUNDS NAME URL KEY MODEL [NAME URL KEY MODEL ...]
 
-Prints one JSON line: pairs, direct and gateway p50/p99 (ms), and the median and interquartile
-range of the added latency (ms). The order within a pair alternates, so neither side always
-runs first. Standard library only.
+The first path is the direct one. Prints one JSON line: rounds, and per path its p50/p99 (ms)
+and, for the others, the median and interquartile range of the added latency (ms). The order
+within a round rotates, so no path always runs first. Standard library only.
 """
 
 import http.client
@@ -42,32 +43,34 @@ def percentile(values, q):
 
 
 def main():
-    direct_url, direct_key, direct_model, gw_url, gw_key, gw_model = sys.argv[1:7]
-    pairs = int(sys.argv[7]) if len(sys.argv) > 7 else 1000
-    direct, gateway = client(direct_url), client(gw_url)
-    for _ in range(20):  # warm both paths (connections, caches)
-        timed(direct, direct_key, direct_model)
-        timed(gateway, gw_key, gw_model)
-    d, g = [], []
-    for i in range(pairs):
-        if i % 2 == 0:
-            d.append(timed(direct, direct_key, direct_model))
-            g.append(timed(gateway, gw_key, gw_model))
-        else:
-            g.append(timed(gateway, gw_key, gw_model))
-            d.append(timed(direct, direct_key, direct_model))
-    added = [b - a for a, b in zip(d, g)]
-    print(json.dumps({
-        "pairs": pairs,
-        "direct_p50_ms": round(statistics.median(d), 3),
-        "direct_p99_ms": round(percentile(d, 0.99), 3),
-        "gateway_p50_ms": round(statistics.median(g), 3),
-        "gateway_p99_ms": round(percentile(g, 0.99), 3),
-        "added_median_ms": round(statistics.median(added), 3),
-        "added_p25_ms": round(percentile(added, 0.25), 3),
-        "added_p75_ms": round(percentile(added, 0.75), 3),
-        "p50_difference_ms": round(statistics.median(g) - statistics.median(d), 3),
-    }))
+    rounds = int(sys.argv[1])
+    spec = sys.argv[2:]
+    if not spec or len(spec) % 4:
+        raise SystemExit(__doc__)
+    paths = [
+        {"name": spec[i], "conn": client(spec[i + 1]), "key": spec[i + 2], "model": spec[i + 3]}
+        for i in range(0, len(spec), 4)
+    ]
+    for _ in range(20):  # warm every path (connections, caches)
+        for p in paths:
+            timed(p["conn"], p["key"], p["model"])
+    times = {p["name"]: [] for p in paths}
+    for r in range(rounds):
+        shift = r % len(paths)
+        for p in paths[shift:] + paths[:shift]:
+            times[p["name"]].append(timed(p["conn"], p["key"], p["model"]))
+    direct = times[paths[0]["name"]]
+    out = {"rounds": rounds}
+    for p in paths:
+        t = times[p["name"]]
+        row = {"p50_ms": round(statistics.median(t), 3), "p99_ms": round(percentile(t, 0.99), 3)}
+        if p is not paths[0]:
+            added = [b - a for a, b in zip(direct, t)]
+            row["added_median_ms"] = round(statistics.median(added), 3)
+            row["added_p25_ms"] = round(percentile(added, 0.25), 3)
+            row["added_p75_ms"] = round(percentile(added, 0.75), 3)
+        out[p["name"]] = row
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

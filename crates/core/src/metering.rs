@@ -41,7 +41,7 @@ use marquee_platform::{
     Scope, Unit, Units,
 };
 use marquee_store::{Store, UsageRow};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::auth::Caller;
 use crate::error::ServiceError;
@@ -84,6 +84,8 @@ pub struct Meter {
     accountant: Accountant,
     limiter: Arc<RateLimiter>,
     tx: mpsc::Sender<Op>,
+    /// Wakes the ledger writer from its commit interval for a queued [`Op::Flush`].
+    flush_signal: Arc<Notify>,
     /// Unix ms of the last failed ledger write; 0 when the last write succeeded.
     last_failure: Arc<AtomicI64>,
 }
@@ -101,12 +103,19 @@ impl Meter {
     pub(crate) fn start(store: Store, limiter: Arc<RateLimiter>) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let last_failure = Arc::new(AtomicI64::new(0));
-        tokio::spawn(write_ledger(store, rx, Arc::clone(&last_failure)));
+        let flush_signal = Arc::new(Notify::new());
+        tokio::spawn(write_ledger(
+            store,
+            rx,
+            Arc::clone(&flush_signal),
+            Arc::clone(&last_failure),
+        ));
         Arc::new(Meter {
             prices: ArcSwap::from_pointee(PriceTable::default()),
             accountant: Accountant::default(),
             limiter,
             tx,
+            flush_signal,
             last_failure,
         })
     }
@@ -192,6 +201,7 @@ impl Meter {
         if self.tx.send(Op::Flush(tx)).await.is_err() {
             return false;
         }
+        self.flush_signal.notify_one();
         rx.await.unwrap_or(false)
     }
 
@@ -232,7 +242,12 @@ fn generation_tokens(units: &Units) -> u64 {
 /// most one commit per [`COMMIT_INTERVAL`], unless a usage report waits). Rows of a failed
 /// write are kept and go into the next one (tried again after [`RETRY_INTERVAL`] when nothing
 /// new arrives).
-async fn write_ledger(store: Store, mut rx: mpsc::Receiver<Op>, last_failure: Arc<AtomicI64>) {
+async fn write_ledger(
+    store: Store,
+    mut rx: mpsc::Receiver<Op>,
+    flush_signal: Arc<Notify>,
+    last_failure: Arc<AtomicI64>,
+) {
     let mut batch = Vec::new();
     let mut pending: Vec<UsageRow> = Vec::new();
     let mut finals: Vec<UsageRow> = Vec::new();
@@ -258,17 +273,15 @@ async fn write_ledger(store: Store, mut rx: mpsc::Receiver<Op>, last_failure: Ar
                 break;
             }
         }
-        // Gather until the interval since the last commit is over (a usage report, the end
-        // of the channel or a full batch end the wait).
+        // Sleep out the interval since the last commit, then take everything queued meanwhile.
+        // Rows queued during the sleep do not wake the writer (only a usage report does, by
+        // `flush_signal`): one wake-up per commit, not one per request.
         let deadline = last_commit + COMMIT_INTERVAL;
-        let mut flush_waiting = batch.iter().any(|op| matches!(op, Op::Flush(_)));
-        while batch.len() < MAX_BATCH && !flush_waiting {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(op)) => {
-                    flush_waiting = matches!(op, Op::Flush(_));
-                    batch.push(op);
-                }
-                Ok(None) | Err(_) => break,
+        let flush_waiting = batch.iter().any(|op| matches!(op, Op::Flush(_)));
+        if !flush_waiting && deadline > tokio::time::Instant::now() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = flush_signal.notified() => {}
             }
         }
         while batch.len() < MAX_BATCH {

@@ -144,14 +144,44 @@ impl Upstreams {
             billing.units = estimate;
         }
         let embeddings = path == "embeddings";
-        // Stream the body through; a stalled upstream ends the stream after the timeout.
-        let name = upstream.name.clone();
-        let scan = UsageScan {
+        let mut scan = UsageScan {
             billing,
             tail: Vec::new(),
-            truncated: false,
             embeddings,
         };
+        // A whole JSON answer of known, bounded length is read first and sent on in one piece
+        // (with its length): fewer wake-ups and writes than relaying it chunk by chunk.
+        let streamed = content_type.as_bytes().starts_with(b"text/event-stream");
+        if !streamed
+            && response
+                .content_length()
+                .is_some_and(|n| n <= WHOLE_ANSWER_BYTES)
+        {
+            let bytes = match tokio::time::timeout(timeout, response.bytes()).await {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) => {
+                    tracing::warn!(upstream = %upstream.name, error = %e, "upstream answer broke");
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        format!(
+                            "the upstream of model `{}` broke off its answer",
+                            upstream.name
+                        ),
+                    ));
+                }
+                Err(_) => return Err(timed_out(&upstream.name)),
+            };
+            scan.tail = bytes.to_vec();
+            scan.finish(status.as_u16());
+            let mut out = Response::new(Body::from(bytes));
+            *out.status_mut() =
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            out.headers_mut().insert(header::CONTENT_TYPE, content_type);
+            return Ok(out);
+        }
+        // Stream the body through; a stalled upstream ends the stream after the timeout.
+        let name = upstream.name.clone();
         let stream = futures_util::stream::unfold(
             (response, false, scan),
             move |(mut response, done, mut scan)| {
@@ -196,13 +226,14 @@ impl Upstreams {
 struct UsageScan {
     billing: StreamCharge,
     tail: Vec<u8>,
-    /// Whether the start of the body was dropped from `tail`.
-    truncated: bool,
     embeddings: bool,
 }
 
 /// How much of an upstream answer's end is kept to find its usage.
 const USAGE_TAIL_BYTES: usize = 64 * 1024;
+/// The longest JSON answer read whole before it is passed on; longer ones are relayed as they
+/// arrive.
+const WHOLE_ANSWER_BYTES: u64 = 4 * 1024 * 1024;
 
 impl UsageScan {
     fn push(&mut self, bytes: &[u8]) {
@@ -210,12 +241,11 @@ impl UsageScan {
         if self.tail.len() > USAGE_TAIL_BYTES {
             let cut = self.tail.len() - USAGE_TAIL_BYTES;
             self.tail.drain(..cut);
-            self.truncated = true;
         }
     }
 
     fn finish(&mut self, status: u16) {
-        let units = usage_of(&self.tail, self.truncated, self.embeddings);
+        let units = usage_of(&self.tail, self.embeddings);
         let billed = units.unwrap_or(self.billing.units);
         self.billing.finish(billed, status);
     }
@@ -223,29 +253,43 @@ impl UsageScan {
 
 /// The usage an OpenAI-compatible answer reports: its JSON body's `usage`, or that of the last
 /// server-sent event carrying one.
-fn usage_of(tail: &[u8], truncated: bool, embeddings: bool) -> Option<Units> {
-    let text = String::from_utf8_lossy(tail);
-    let object = |v: &Value| -> Option<Units> {
-        let usage = v.get("usage")?;
-        let prompt = usage.get("prompt_tokens")?.as_u64()?;
-        Some(if embeddings {
-            Units::one(marquee_platform::Unit::EmbeddingTokens, prompt)
-        } else {
-            let completion = usage
-                .get("completion_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
-            generation_units(prompt as usize, completion as usize)
-        })
-    };
-    if !truncated && let Ok(v) = serde_json::from_str::<Value>(text.trim()) {
-        return object(&v);
+///
+/// The object is found from the end: OpenAI-shaped answers put `usage` after the (possibly
+/// large) data, and a key `"usage"` followed by `:` cannot occur inside a JSON string, whose
+/// quotes are escaped. Only that object is parsed, not the embeddings or text before it.
+fn usage_of(tail: &[u8], embeddings: bool) -> Option<Units> {
+    let mut end = tail.len();
+    while let Some(at) = memchr::memmem::rfind(&tail[..end], b"\"usage\"") {
+        end = at;
+        let rest = &tail[at + b"\"usage\"".len()..];
+        let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
+        if rest[colon] != b':' {
+            continue;
+        }
+        let mut values =
+            serde_json::Deserializer::from_slice(&rest[colon + 1..]).into_iter::<UsageObject>();
+        if let Some(Ok(usage)) = values.next() {
+            return Some(if embeddings {
+                Units::one(marquee_platform::Unit::EmbeddingTokens, usage.prompt_tokens)
+            } else {
+                generation_units(
+                    usage.prompt_tokens as usize,
+                    usage.completion_tokens.unwrap_or(0) as usize,
+                )
+            });
+        }
     }
-    text.lines()
-        .rev()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find_map(|v| object(&v))
+    None
+}
+
+/// OpenAI's `usage` object, as much of it as billing reads.
+#[derive(Deserialize)]
+struct UsageObject {
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
 }
 
 fn timed_out(name: &str) -> ApiError {
@@ -254,4 +298,33 @@ fn timed_out(name: &str) -> ApiError {
         "upstream_timeout",
         format!("the upstream of model `{name}` did not answer in time"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use marquee_platform::Unit;
+
+    use super::*;
+
+    #[test]
+    fn usage_is_read_from_the_answer_end() {
+        let body = br#"{"object":"list","data":[{"embedding":[0.1,-0.2],"index":0}],"model":"m","usage":{"prompt_tokens":7,"total_tokens":7}}"#;
+        let units = usage_of(body, true).unwrap();
+        assert_eq!(units.get(Unit::EmbeddingTokens), 7);
+
+        // A `"usage"` inside text is not the key; the object after the data is.
+        let chat = br#"{"choices":[{"message":{"content":"see \"usage\": {\"prompt_tokens\": 99}"}}], "usage" : {"prompt_tokens":3,"completion_tokens":5}}"#;
+        let units = usage_of(chat, false).unwrap();
+        assert_eq!(units, generation_units(3, 5));
+
+        // A stream: the chunks' `"usage": null` are skipped for the last event's object.
+        let stream =
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"usage\"}}],\"usage\":null}\n\n\
+data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n\
+data: [DONE]\n\n";
+        assert_eq!(usage_of(stream, false).unwrap(), generation_units(4, 2));
+
+        assert!(usage_of(b"{\"data\":[]}", true).is_none());
+        assert!(usage_of(b"data: {\"usage\":null}\n\ndata: [DONE]\n\n", false).is_none());
+    }
 }

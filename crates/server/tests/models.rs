@@ -830,6 +830,29 @@ async fn upstream_models_are_proxied_under_marquees_keys() {
     assert_eq!(s, StatusCode::OK, "{e}");
     assert_eq!(e["data"][0]["embedding"].as_array().unwrap().len(), 384);
 
+    // The gateway bills what the upstream reported it served.
+    let (s, records) = gateway.get("/v1/usage/records?limit=100", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{records}");
+    let records = records["data"].as_array().unwrap();
+    let billed = |model: &str| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["model"] == model)
+            .map(|r| r["units"].clone())
+            .collect()
+    };
+    assert_eq!(
+        billed("remote-embed"),
+        vec![json!({"embedding_tokens": e["usage"]["prompt_tokens"]})]
+    );
+    assert!(
+        billed("remote-smol").contains(&json!({
+            "input_tokens": via["usage"]["prompt_tokens"],
+            "output_tokens": via["usage"]["completion_tokens"],
+        })),
+        "{records:?}"
+    );
+
     // The gateway's own keys guard upstream models; the upstream's errors come back.
     let (s, _) = gateway
         .post("/v1/chat/completions", None, request.clone())
