@@ -12,7 +12,10 @@
 # Prints, per data directory: import and training time, the server's RSS once ready (and that of
 # a server with one empty tenant, the floor), then recommend requests/s and latency for users
 # drawn at random (so nearly every request misses the list cache: the scoring path), next to
-# /healthz. Raw JSON lines go to $OUT (default bench/results/large-DATE.jsonl).
+# /healthz — first with the exact scan (`ann_min_items = 0`), then with the approximate index
+# (the default; the server is polled until `/v1/training` reports `ranking: approximate`, and
+# the index's build time and RSS are reported too). Raw JSON lines go to $OUT (default
+# bench/results/large-DATE.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-1000000:2000000 1000000:6000000 250000:2000000}
@@ -44,13 +47,16 @@ export MARQUEE_MASTER_KEY
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_mib() { echo $(( $(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status") / 1024 )); }
 
-# serve DATA_DIR: starts the server, waits until it is ready, sets URL.
+printf '[service]\nann_min_items = 0\n' >"$WORK/exact.toml"
+printf '[service]\n' >"$WORK/default.toml"
+
+# serve DATA_DIR [CONFIG]: starts the server, waits until it is ready, sets URL.
 serve() {
     local port
     port=$(free_port)
     URL=http://127.0.0.1:$port
     MARQUEE_DATA_DIR=$1 "$B" serve --no-models --listen "127.0.0.1:$port" --log-format json \
-        >"$WORK/server.log" 2>&1 &
+        --config "${2:-$WORK/default.toml}" >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     until curl -sf "$URL/readyz" >/dev/null; do
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
@@ -94,12 +100,22 @@ for run in $RUNS; do
     t2=$(date +%s.%N)
     rm -f "$WORK/events.tsv"
     key=$(MARQUEE_DATA_DIR=$dir "$B" keys create --tenant big --kind secret --name bench)
-    serve "$dir"
+    serve "$dir" "$WORK/exact.toml"
     record "$(python3 -c 'import json,sys; print(json.dumps({"name": "loaded", "run": sys.argv[6], "users": int(sys.argv[1]), "events": int(sys.argv[2]), "rss_mib": int(sys.argv[3]), "import_s": round(float(sys.argv[4]), 1), "train_s": round(float(sys.argv[5]), 1)}))' \
         "$USERS" "$held" "$(rss_mib)" "$(echo "$t1 - $t0" | bc)" "$(echo "$t2 - $t1" | bc)" "$run")"
     wrk_run "healthz-$run" /healthz ""
     wrk_run "recommend-$run" '/v1/recommend/{user}?n=10' "$key"
     record "{\"name\": \"after-$run\", \"rss_mib\": $(rss_mib)}"
+    stop_server
+    # The same data served from the approximate index.
+    serve "$dir"
+    t0=$(date +%s.%N)
+    until curl -sf -H "Authorization: Bearer $key" "$URL/v1/training" | grep -q '"ranking":"approximate"'; do
+        sleep 0.5
+    done
+    record "{\"name\": \"indexed-$run\", \"index_s\": $(echo "$(date +%s.%N) - $t0" | bc), \"rss_mib\": $(rss_mib)}"
+    wrk_run "healthz-ann-$run" /healthz ""
+    wrk_run "recommend-ann-$run" '/v1/recommend/{user}?n=10' "$key"
     stop_server
     rm -rf "$dir"
 done
@@ -118,6 +134,18 @@ for r in loaded:
     print(f"| {r['users']:,} | {r['events']:,} | {r['import_s']} | {r['train_s']} | {r['rss_mib']} | "
           f"{rec['rps']:,.0f} | {rec['rps'] / hz['rps']:.2f} | {rec['p50_us'] / 1000:.2f} | "
           f"{rec['p99_us'] / 1000:.2f} | {rec['p999_us'] / 1000:.2f} |")
+print("\nWith the approximate index (HNSW, the default from 50,000 items):")
+print("| users | index ready after s | RSS MiB | recommend req/s | × /healthz | × exact | p50 ms | p99 ms | p99.9 ms |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in loaded:
+    idx = by.get(f"indexed-{r['run']}")
+    if not idx:
+        continue
+    rec, hz = by[f"recommend-ann-{r['run']}"], by[f"healthz-ann-{r['run']}"]
+    exact = by[f"recommend-{r['run']}"]
+    print(f"| {r['users']:,} | {idx['index_s']:.1f} | {idx['rss_mib']} | {rec['rps']:,.0f} | "
+          f"{rec['rps'] / hz['rps']:.2f} | {rec['rps'] / exact['rps']:.1f} | "
+          f"{rec['p50_us'] / 1000:.2f} | {rec['p99_us'] / 1000:.2f} | {rec['p999_us'] / 1000:.2f} |")
 if len(loaded) >= 2 and loaded[0]["users"] == loaded[1]["users"]:
     a, b = loaded[0], loaded[1]
     per_event = (b["rss_mib"] - a["rss_mib"]) / ((b["events"] - a["events"]) / 1e6)

@@ -24,6 +24,9 @@ pub struct ServiceConfig {
     /// Memory (MiB) per tenant for ranked lists kept until what they came from changes (see
     /// `list_cache`); 0 turns keeping them off.
     pub list_cache_mb: usize,
+    /// Factor models (iALS) of at least this many items are served from an approximate top-k
+    /// index (HNSW, see `recsys::ann`) instead of scoring every item; 0 turns it off.
+    pub ann_min_items: usize,
 }
 
 impl Default for ServiceConfig {
@@ -39,6 +42,7 @@ impl Default for ServiceConfig {
             auto_tune: true,
             poll_interval_secs: 2.0,
             list_cache_mb: 64,
+            ann_min_items: 50_000,
         }
     }
 }

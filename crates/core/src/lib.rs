@@ -240,9 +240,11 @@ impl Service {
                     Ordering::Release,
                 );
                 tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
-                state
-                    .model
-                    .store(Some(Arc::new(state::ServingModel::new(model, meta.info))));
+                state.model.store(Some(state::ServingModel::start(
+                    model,
+                    meta.info,
+                    self.config.ann_min_items,
+                )));
             }
         }
         experiments::load_running(&self.store, &state).await?;
@@ -312,9 +314,11 @@ impl Service {
             tenant.events_since_training.store(0, Ordering::Release);
             *tenant.preferred_config.lock() = Some(model.config().clone());
             tenant.tuned.store(true, Ordering::Release);
-            tenant
-                .model
-                .store(Some(Arc::new(state::ServingModel::new(model, meta.info))));
+            tenant.model.store(Some(state::ServingModel::start(
+                model,
+                meta.info,
+                self.config.ann_min_items,
+            )));
         } else if let Some(row) = self.store.tenant_by_id(tenant.id).await? {
             // The other process laid the catalogue out differently: reload in the model's order.
             self.load_tenant_from(&row, true).await?;

@@ -578,8 +578,6 @@ impl Service {
                     .iter()
                     .any(|&(i, _)| (i as usize) < m.model.n_items()) =>
             {
-                let mut scores = Vec::new();
-                m.model.score_history(history, &mut scores);
                 // A wider pool only where it is blended with the context item's neighbours, or
                 // where exploration draws from the candidates after the list (`explore`);
                 // otherwise the list is the first `pool_n`.
@@ -590,7 +588,7 @@ impl Service {
                 } else {
                     pool_n
                 };
-                top_k(&scores, k, |i| filter.keep(i))
+                m.model.top_k_for_history(history, k, |i| filter.keep(i))
             }
             _ => Vec::new(),
         };

@@ -361,6 +361,32 @@ pub struct ServingModel {
 }
 
 impl ServingModel {
+    /// Puts `model` into service. A factor model of at least `ann_min_items` items (see
+    /// [`crate::config::ServiceConfig::ann_min_items`]) gets its approximate top-k index built
+    /// on a thread of its own; until it is ready, requests use the exact scan.
+    pub fn start(model: Model, info: ModelVersionInfo, ann_min_items: usize) -> Arc<Self> {
+        let serving = Arc::new(ServingModel::new(model, info));
+        if serving.model.wants_index(ann_min_items) {
+            let building = Arc::clone(&serving);
+            let spawned = std::thread::Builder::new()
+                .name("ann-index".into())
+                .spawn(move || {
+                    let started = std::time::Instant::now();
+                    building.model.build_index(ann_min_items);
+                    tracing::info!(
+                        version = building.info.version,
+                        items = building.model.n_items(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "approximate top-k index ready"
+                    );
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "no thread for the approximate index; serving the exact scan");
+            }
+        }
+        serving
+    }
+
     pub fn new(model: Model, info: ModelVersionInfo) -> Self {
         static SERIAL: AtomicU64 = AtomicU64::new(1);
         ServingModel {

@@ -222,7 +222,7 @@ impl Service {
             interactions: interactions as i64,
             train_ms,
         };
-        let serving = Arc::new(ServingModel::new(model, info.clone()));
+        let serving = ServingModel::start(model, info.clone(), self.config.ann_min_items);
         tenant.model.store(Some(serving.clone()));
         if let Some(dir) = self.snapshot_dir.clone() {
             let meta = crate::snapshots::SnapshotMeta {
@@ -307,7 +307,10 @@ impl Service {
             match loaded {
                 Ok((meta, model)) => {
                     if crate::snapshots::lines_up(&meta.item_ids, &tenant.catalog.read()) {
-                        models.insert(i, Arc::new(ServingModel::new(model, meta.info)));
+                        models.insert(
+                            i,
+                            ServingModel::start(model, meta.info, self.config.ann_min_items),
+                        );
                     } else {
                         tracing::warn!(tenant = %tenant.name, version, "model version does not line up with the catalogue; the variant uses the current model");
                     }
@@ -353,7 +356,10 @@ impl Service {
                 interactions: 0,
                 train_ms,
             };
-            models.insert(i, Arc::new(ServingModel::new(model, info)));
+            models.insert(
+                i,
+                ServingModel::start(model, info, self.config.ann_min_items),
+            );
         }
         // Only if the experiment is still the running one.
         if tenant
@@ -383,6 +389,15 @@ impl Service {
                 "idle"
             },
             current: tenant.model.load().as_ref().map(|m| m.info.clone()),
+            ranking: tenant.model.load().as_ref().map(|m| {
+                if m.model.has_index() {
+                    "approximate"
+                } else if m.model.wants_index(self.config.ann_min_items) {
+                    "indexing"
+                } else {
+                    "exact"
+                }
+            }),
             last_error,
             events_since_training: tenant.events_since_training.load(Ordering::Acquire),
             versions: versions

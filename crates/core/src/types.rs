@@ -118,6 +118,11 @@ pub struct TrainingStatus {
     /// `idle`, `training` or `failed`.
     pub state: &'static str,
     pub current: Option<ModelVersionInfo>,
+    /// How the serving model ranks a user's items: `exact` (every item scored), `indexing`
+    /// (an approximate index is being built; exact meanwhile) or `approximate` (from the
+    /// index; see the `ann_min_items` setting). `null` without a model.
+    #[schema(examples("exact"))]
+    pub ranking: Option<&'static str>,
     pub last_error: Option<String>,
     /// Feedback events received since the serving model was trained.
     pub events_since_training: u64,

@@ -228,6 +228,18 @@ impl IalsModel {
         b
     }
 
+    /// Number of factors.
+    pub fn factors(&self) -> usize {
+        self.f
+    }
+
+    /// `item · user` by the serving kernel: the same value [`IalsModel::score_into`] gives.
+    pub fn score_one(&self, user: &[f32], item: u32) -> f32 {
+        let mut out = [0f32];
+        crate::kernels::scores(self.item(item), self.f, user, &mut out);
+        out[0]
+    }
+
     pub fn score_into(&self, user: &[f64], out: &mut [f32]) {
         let xu: Vec<f32> = user.iter().map(|&v| v as f32).collect();
         crate::kernels::scores(&self.item_factors, self.f, &xu, out);

@@ -33,6 +33,7 @@
 //! * Determinism: training depends only on the data and the config (seeds included), never on the
 //!   wall clock or on thread scheduling beyond float summation order.
 
+pub mod ann;
 mod config;
 pub mod data;
 mod ease;
@@ -88,6 +89,20 @@ pub mod bench_internals {
     /// The serving scan of factor models: `out[j] = item_factors[j] · user` (see `kernels`).
     pub fn factor_scores(item_factors: &[f32], f: usize, user: &[f32], out: &mut [f32]) {
         crate::kernels::scores(item_factors, f, user, out)
+    }
+
+    /// An iALS model's item factors (row-major) and their number per item; `None` for other
+    /// algorithms.
+    pub fn ials_parts(model: &crate::Model) -> Option<(&[f32], usize)> {
+        model.ials().map(|m| (m.parts().0, m.factors()))
+    }
+
+    /// The user vector an iALS model folds `history` into (empty for other algorithms).
+    pub fn user_vector(model: &crate::Model, history: &[(u32, f32)]) -> Vec<f32> {
+        model
+            .ials()
+            .map(|m| m.fold_in(history).iter().map(|&v| v as f32).collect())
+            .unwrap_or_default()
     }
 
     /// EASE's weights through the n×n Cholesky route, whatever the shape of the data.

@@ -1,5 +1,8 @@
 //! Training and serving-time scoring.
 
+use std::sync::{Arc, OnceLock};
+
+use crate::ann::{self, FactorIndex};
 use crate::config::DEFAULT_POPULARITY_HALF_LIFE_DAYS;
 use crate::ials::{self, IalsModel};
 use crate::interactions::ItemMajor;
@@ -289,6 +292,8 @@ pub struct Model {
     popularity: Vec<f32>,
     similar: SparseRows,
     scorer: Scorer,
+    /// The approximate top-k index, once [`Model::build_index`] has made one.
+    index: OnceLock<Arc<FactorIndex>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -343,6 +348,7 @@ pub fn train_with_options(
         popularity,
         similar,
         scorer,
+        index: OnceLock::new(),
     })
 }
 
@@ -418,6 +424,7 @@ impl Model {
             popularity,
             similar,
             scorer,
+            index: OnceLock::new(),
         }
     }
 
@@ -479,6 +486,83 @@ impl Model {
         out.resize(n, 0.0);
         let h: Vec<(u32, f32)> = history.iter().filter(known).copied().collect();
         self.scorer.add_scores(&self.popularity, &h, 1.0, out);
+    }
+
+    /// The `k` best items for `history` among those `keep` accepts, best first, with the
+    /// scores of [`Model::score_history`]: [`top_k`] over every item's score — or, when the
+    /// model has an approximate index ([`Model::build_index`]), the items its search finds
+    /// (each rescored exactly). The full scan serves instead when `k` is over half of
+    /// [`ann::MAX_CANDIDATES`], and when the search meets fewer than `k` accepted items (a
+    /// filter that rejects most of the catalogue, a history holding most of the best items).
+    pub fn top_k_for_history(
+        &self,
+        history: &[(u32, f32)],
+        k: usize,
+        keep: impl Fn(u32) -> bool,
+    ) -> Vec<(u32, f32)> {
+        if let (Some(index), Scorer::Ials(m)) = (self.index.get(), &self.scorer)
+            && 2 * k <= ann::MAX_CANDIDATES
+        {
+            let n = self.n_items;
+            let h: Vec<(u32, f32)> = history
+                .iter()
+                .filter(|&&(i, w)| (i as usize) < n && w.is_finite())
+                .copied()
+                .collect();
+            if !h.is_empty() {
+                let user: Vec<f32> = m.fold_in(&h).iter().map(|&v| v as f32).collect();
+                let found = index.search(&user, k, ann::EF_SEARCH, &keep);
+                if found.len() >= k {
+                    let mut out: Vec<(u32, f32)> = found
+                        .into_iter()
+                        .map(|i| (i, m.score_one(&user, i)))
+                        .filter(|x| !x.1.is_nan())
+                        .collect();
+                    out.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    return out;
+                }
+            }
+        }
+        let mut scores = Vec::new();
+        self.score_history(history, &mut scores);
+        top_k(&scores, k, keep)
+    }
+
+    /// Builds the approximate top-k index ([`crate::ann`]) when this is a factor model (iALS)
+    /// of at least `min_items` items (`0`: never), and says whether the model has one now.
+    /// Idempotent. Takes seconds for 100k items on the rayon pool: meant for a background
+    /// thread while [`Model::top_k_for_history`] serves from the exact scan.
+    pub fn build_index(&self, min_items: usize) -> bool {
+        if self.index.get().is_some() {
+            return true;
+        }
+        if !self.wants_index(min_items) {
+            return false;
+        }
+        let Scorer::Ials(m) = &self.scorer else {
+            return false;
+        };
+        let (factors, _) = m.parts();
+        let index = FactorIndex::build(factors, m.factors());
+        let _ = self.index.set(Arc::new(index));
+        true
+    }
+
+    pub(crate) fn ials(&self) -> Option<&IalsModel> {
+        match &self.scorer {
+            Scorer::Ials(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Whether [`Model::build_index`] would build an index for `min_items`.
+    pub fn wants_index(&self, min_items: usize) -> bool {
+        matches!(self.scorer, Scorer::Ials(_)) && min_items > 0 && self.n_items >= min_items
+    }
+
+    /// Whether [`Model::top_k_for_history`] searches an approximate index.
+    pub fn has_index(&self) -> bool {
+        self.index.get().is_some()
     }
 
     /// Up to `k` items most similar to `item` by cosine on binary co-occurrence (computed at

@@ -687,3 +687,119 @@ async fn an_experiment_can_pit_a_kept_model_version_against_the_current_one() {
     }
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+/// A server with ML-100K imported and an iALS model trained (the same model for the same
+/// data: training is deterministic), serving large catalogues from `ann_min_items` items on.
+async fn ml100k_on_ials(ann_min_items: usize) -> (TestServer, String) {
+    let server = TestServer::start_full(
+        marquee_server::ServerConfig::default(),
+        marquee_core::ServiceConfig {
+            auto_tune: false,
+            ann_min_items,
+            ..marquee_core::ServiceConfig::default()
+        },
+    )
+    .await;
+    let key = server.tenant_with_key("ml", "secret").await;
+    let tenant = server.service.tenant_by_name("ml").unwrap();
+    let data = marquee_core::import::movielens_dir(&shared_data().join("ml-100k")).unwrap();
+    server
+        .service
+        .import(&tenant, data.items, data.feedback, &|_| {})
+        .await
+        .unwrap();
+    let (s, b) = server
+        .post(
+            "/v1/models/train?wait=true",
+            Some(&key),
+            json!({"model": {"algorithm": "ials", "factors": 32, "regularization": 10.0,
+                             "alpha": 10.0, "iterations": 6, "seed": 3}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    (server, key)
+}
+
+#[tokio::test]
+async fn large_factor_models_are_served_from_an_approximate_index() {
+    // ML-100K has 1,682 films: with the threshold at 1,000 items its model gets an index.
+    let ((approx, akey), (exact, ekey)) = tokio::join!(ml100k_on_ials(1_000), ml100k_on_ials(0));
+    let (_, status) = exact.get("/v1/training", Some(&ekey)).await;
+    assert_eq!(status["ranking"], "exact", "{status}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, status) = approx.get("/v1/training", Some(&akey)).await;
+        if status["ranking"] == "approximate" {
+            break;
+        }
+        assert_eq!(status["ranking"], "indexing", "{status}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index was not built"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // The same users' lists from the index and from the exact scan: nearly the same items,
+    // never one the user has seen, and filters still hold.
+    let (mut found, mut total) = (0usize, 0usize);
+    for user in 1..=100 {
+        let path = format!("/v1/recommend/{user}?n=10");
+        let (s, a) = approx.get(&path, Some(&akey)).await;
+        assert_eq!(s, StatusCode::OK, "{a}");
+        let (_, e) = exact.get(&path, Some(&ekey)).await;
+        let (a, e) = (ids(&a), ids(&e));
+        assert_eq!(a.len(), 10);
+        let (_, seen) = approx
+            .get(
+                &format!("/v1/users/{user}/feedback?limit=1000"),
+                Some(&akey),
+            )
+            .await;
+        let seen: Vec<&str> = seen["feedback"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["item_id"].as_str().unwrap())
+            .collect();
+        assert!(!seen.is_empty());
+        assert!(a.iter().all(|i| !seen.contains(&i.as_str())), "user {user}");
+        found += a.iter().filter(|i| e.contains(i)).count();
+        total += e.len();
+    }
+    let recall = found as f64 / total as f64;
+    assert!(
+        recall >= 0.95,
+        "recall@10 against the exact lists: {recall}"
+    );
+
+    let (s, horror) = approx
+        .get("/v1/recommend/7?n=10&category=Horror", Some(&akey))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{horror}");
+    let (_, horror_exact) = exact
+        .get("/v1/recommend/7?n=10&category=Horror", Some(&ekey))
+        .await;
+    assert_eq!(ids(&horror).len(), 10);
+    let overlap = ids(&horror)
+        .iter()
+        .filter(|i| ids(&horror_exact).contains(i))
+        .count();
+    assert!(overlap >= 8, "{horror} vs {horror_exact}");
+    for item in horror.as_array().unwrap() {
+        let (_, it) = approx
+            .get(
+                &format!("/v1/items/{}", item["item_id"].as_str().unwrap()),
+                Some(&akey),
+            )
+            .await;
+        assert!(
+            it["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "Horror"),
+            "{it}"
+        );
+    }
+}
