@@ -172,7 +172,7 @@ impl Upstreams {
                 }
                 Err(_) => return Err(timed_out(&upstream.name)),
             };
-            scan.tail = bytes.to_vec();
+            scan.push(&bytes);
             scan.finish(status.as_u16());
             let mut out = Response::new(Body::from(bytes));
             *out.status_mut() =
