@@ -380,6 +380,7 @@ impl Service {
         let versions = self.store.model_versions(tenant.id, 20).await?;
         let last_error = tenant.training_state.lock().last_error.clone();
         let training = tenant.training.load(Ordering::Acquire);
+        let serving = tenant.model.load_full();
         Ok(TrainingStatus {
             state: if training {
                 "training"
@@ -388,8 +389,8 @@ impl Service {
             } else {
                 "idle"
             },
-            current: tenant.model.load().as_ref().map(|m| m.info.clone()),
-            ranking: tenant.model.load().as_ref().map(|m| {
+            current: serving.as_ref().map(|m| m.info.clone()),
+            ranking: serving.as_ref().map(|m| {
                 if m.model.has_index() {
                     "approximate"
                 } else if m.model.wants_index(self.config.ann_min_items) {

@@ -477,14 +477,13 @@ impl Model {
     /// algorithm is popularity, the scores are [`Model::popularity`].
     pub fn score_history(&self, history: &[(u32, f32)], out: &mut Vec<f32>) {
         let n = self.n_items;
-        let known = |&&(i, w): &&(u32, f32)| (i as usize) < n && w.is_finite();
         out.clear();
-        if matches!(self.scorer, Scorer::Popularity) || !history.iter().any(|h| known(&h)) {
+        let h = self.known_history(history);
+        if matches!(self.scorer, Scorer::Popularity) || h.is_empty() {
             out.extend_from_slice(&self.popularity);
             return;
         }
         out.resize(n, 0.0);
-        let h: Vec<(u32, f32)> = history.iter().filter(known).copied().collect();
         self.scorer.add_scores(&self.popularity, &h, 1.0, out);
     }
 
@@ -503,12 +502,7 @@ impl Model {
         if let (Some(index), Scorer::Ials(m)) = (self.index.get(), &self.scorer)
             && 2 * k <= ann::MAX_CANDIDATES
         {
-            let n = self.n_items;
-            let h: Vec<(u32, f32)> = history
-                .iter()
-                .filter(|&&(i, w)| (i as usize) < n && w.is_finite())
-                .copied()
-                .collect();
+            let h = self.known_history(history);
             if !h.is_empty() {
                 let user: Vec<f32> = m.fold_in(&h).iter().map(|&v| v as f32).collect();
                 let found = index.search(&user, k, ann::EF_SEARCH, &keep);
@@ -565,6 +559,16 @@ impl Model {
         self.index.get().is_some()
     }
 
+    /// The entries of `history` this model can use: known items, finite weights.
+    fn known_history(&self, history: &[(u32, f32)]) -> Vec<(u32, f32)> {
+        let n = self.n_items;
+        history
+            .iter()
+            .filter(|&&(i, w)| (i as usize) < n && w.is_finite())
+            .copied()
+            .collect()
+    }
+
     /// Up to `k` items most similar to `item` by cosine on binary co-occurrence (computed at
     /// training for every algorithm; the item itself excluded), best first. Empty for an unknown
     /// item or one that co-occurs with nothing.
@@ -594,12 +598,7 @@ impl Model {
     /// Explains several items of one history's list at the cost of the first (see
     /// [`Explainer`]).
     pub fn explainer(&self, history: &[(u32, f32)]) -> Explainer<'_> {
-        let n = self.n_items;
-        let history: Vec<(u32, f32)> = history
-            .iter()
-            .filter(|&&(i, w)| (i as usize) < n && w.is_finite())
-            .copied()
-            .collect();
+        let history = self.known_history(history);
         let prepared = if history.is_empty() {
             Prepared::Nothing
         } else {
