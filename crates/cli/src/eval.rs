@@ -124,7 +124,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
                 },
                 "ease" => match default {
                     c @ AlgorithmConfig::Ease { .. } => c,
-                    _ => AlgorithmConfig::Ease { lambda: 500.0 },
+                    _ => AlgorithmConfig::ease(500.0),
                 },
                 _ => AlgorithmConfig::Ials {
                     factors: 64,

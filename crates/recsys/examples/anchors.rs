@@ -53,7 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<_, _>>()?;
     if configs.is_empty() {
         let start = Instant::now();
-        let selection = auto_select_report(&split.train, 7);
+        let auto_seed = std::env::var("AUTO_SEED").map_or(Ok(7), |s| s.parse())?;
+        let selection = auto_select_report(&split.train, auto_seed);
         println!(
             "auto_select ({:.2}s): {}",
             start.elapsed().as_secs_f64(),

@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let seconds = start.elapsed().as_secs_f64();
         Ok((seconds, eval::evaluate(&model, &split, 10).ndcg))
     };
-    let (ease_s, ease_ndcg) = timed(&AlgorithmConfig::Ease { lambda })?;
+    let (ease_s, ease_ndcg) = timed(&AlgorithmConfig::ease(lambda))?;
     let start = Instant::now();
     bench_internals::ease_direct(&split.train, lambda)?;
     let ease_direct_s = start.elapsed().as_secs_f64();

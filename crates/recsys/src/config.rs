@@ -28,7 +28,20 @@ pub enum AlgorithmConfig {
     ItemKnn { neighbors: usize, shrinkage: f32 },
     /// EASE (Steck 2019): `B = I - P / diag(P)`, `P = (XᵀX + λI)⁻¹`, in f32; the inverse goes
     /// through a Cholesky factorisation. `lambda > 0`.
-    Ease { lambda: f32 },
+    ///
+    /// Two optional normalisations (both 0, and left out of the JSON, for plain EASE), from
+    /// denoising linear autoencoders (Steck 2020) and data-adaptive normalisation (Park et al.
+    /// 2025): `dropout` `p ∈ [0, 1)` adds `p/(1−p)` times the Gram matrix's diagonal to the
+    /// penalty (item `i` is penalised in proportion to its popularity), and `user_norm` `β >= 0`
+    /// weighs each user's row by `n_u^−β` in the Gram matrix (heavy users count less). See
+    /// `ease.rs`.
+    Ease {
+        lambda: f32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        dropout: f32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        user_norm: f32,
+    },
     /// Implicit ALS (Hu, Koren, Volinsky 2008): confidence `1 + alpha * max(w, 0)` on observed
     /// items, preference 1 on observed, 0 elsewhere; L2 `regularization`; conjugate-gradient
     /// updates (warm-started) parallel over users then items.
@@ -64,7 +77,20 @@ pub struct BlendMember {
     pub config: AlgorithmConfig,
 }
 
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
+}
+
 impl AlgorithmConfig {
+    /// Plain EASE with penalty `lambda`.
+    pub fn ease(lambda: f32) -> Self {
+        AlgorithmConfig::Ease {
+            lambda,
+            dropout: 0.0,
+            user_norm: 0.0,
+        }
+    }
+
     /// A sensible untuned choice for `data`: EASE up to [`EASE_DEFAULT_MAX_ITEMS`] items, iALS above,
     /// popularity when there is nothing to learn from.
     ///
@@ -84,9 +110,7 @@ impl AlgorithmConfig {
         }
         if data.n_items() <= EASE_DEFAULT_MAX_ITEMS {
             let mean_degree = data.nnz() as f32 / data.n_items() as f32;
-            AlgorithmConfig::Ease {
-                lambda: (10.0 * mean_degree).clamp(10.0, 1000.0),
-            }
+            AlgorithmConfig::ease((10.0 * mean_degree).clamp(10.0, 1000.0))
         } else {
             AlgorithmConfig::Ials {
                 factors: 64,
@@ -132,9 +156,21 @@ impl AlgorithmConfig {
                     ));
                 }
             }
-            &AlgorithmConfig::Ease { lambda } => {
+            &AlgorithmConfig::Ease {
+                lambda,
+                dropout,
+                user_norm,
+            } => {
                 if !(lambda.is_finite() && lambda > 0.0) {
                     return bad(format!("ease: lambda must be finite and > 0, got {lambda}"));
+                }
+                if !(0.0..0.99).contains(&dropout) {
+                    return bad(format!("ease: dropout must be in [0, 0.99), got {dropout}"));
+                }
+                if !(0.0..=2.0).contains(&user_norm) {
+                    return bad(format!(
+                        "ease: user_norm must be in [0, 2], got {user_norm}"
+                    ));
                 }
             }
             &AlgorithmConfig::Ials {

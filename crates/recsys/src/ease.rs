@@ -15,6 +15,20 @@
 //! wasted work and less stable), `L⁻¹` by triangular inversion, and `P = L⁻ᵀL⁻¹` as a triangular
 //! product — about n³ flops in all, in f32, with faer's rayon parallelism. Peak memory is two n×n
 //! f32 matrices; the model keeps one, `B` row-major, so scoring a history sums contiguous rows.
+//!
+//! **Normalised EASE.** Plain EASE penalises every item's weights alike and lets heavy users
+//! dominate the Gram matrix; both favour popular items. Two generalisations fix that, and on
+//! ML-100K (protocol A) they lift nDCG@10 by ~0.006 over the best plain λ:
+//! * `dropout` `p` (Steck, "Autoencoders that don't overfit towards the identity", NeurIPS
+//!   2020): training on inputs dropped with probability `p` is, in expectation, the penalty
+//!   `Λ = λI + p/(1−p)·diag(G)` — items are regularised in proportion to their popularity.
+//! * `user_norm` `β` (Park et al., "Why is normalization necessary for linear recommenders?",
+//!   SIGIR 2025): `G = XᵀD X` with `D = diag(n_u^−β)`, so a user with many interactions
+//!   weighs less per interaction.
+//!
+//! With `G = X̃ᵀX̃ + Λ`, `X̃ = D^½X`, the zero-diagonal solution is still `B = I − P/diag(P)`,
+//! `P = G⁻¹`. Both routes above are reused unchanged: on `X̂ = X̃Λ^−½` with `λ = 1` they yield
+//! `B̂`, and `B = Λ^−½ B̂ Λ^½` (the similarity transform `P = Λ^−½ P̂ Λ^−½`).
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{self, LltRegularization};
@@ -27,8 +41,84 @@ use rayon::prelude::*;
 use crate::interactions::ItemMajor;
 use crate::{Error, Interactions};
 
+/// EASE's hyper-parameters (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct EaseParams {
+    pub lambda: f32,
+    pub dropout: f32,
+    pub user_norm: f32,
+}
+
+impl EaseParams {
+    #[cfg(test)]
+    pub fn plain(lambda: f32) -> Self {
+        EaseParams {
+            lambda,
+            dropout: 0.0,
+            user_norm: 0.0,
+        }
+    }
+
+    fn is_plain(&self) -> bool {
+        self.dropout == 0.0 && self.user_norm == 0.0
+    }
+}
+
+/// The user weights `n_u^−β` (`n_u` = number of the user's interactions).
+fn user_weights(data: &Interactions, beta: f32) -> Vec<f32> {
+    (0..data.n_users() as u32)
+        .map(|u| (data.user_items(u).len().max(1) as f32).powf(-beta))
+        .collect()
+}
+
+/// `Σ_u n_u^−β x_ui² / Σ_u x_ui²` over all entries: how much `user_norm` shrinks the Gram
+/// matrix's diagonal, so that a penalty tuned at `β = 0` can be carried over.
+pub(crate) fn user_norm_shrink(data: &Interactions, beta: f32) -> f32 {
+    let w = user_weights(data, beta);
+    let (mut num, mut den) = (0f64, 0f64);
+    for (u, _, x, _) in data.iter() {
+        let x2 = (x as f64) * (x as f64);
+        num += w[u as usize] as f64 * x2;
+        den += x2;
+    }
+    if den > 0.0 { (num / den) as f32 } else { 1.0 }
+}
+
+/// `X̂ = D^½ X Λ^−½` and `√Λ` per item (see the module docs).
+fn normalised(data: &Interactions, p: EaseParams) -> (Interactions, Vec<f32>) {
+    let w = user_weights(data, p.user_norm);
+    let mut diag = vec![0f64; data.n_items()];
+    for (u, i, x, _) in data.iter() {
+        diag[i as usize] += w[u as usize] as f64 * (x as f64) * (x as f64);
+    }
+    let emphasis = (p.dropout / (1.0 - p.dropout)) as f64;
+    let root: Vec<f32> = diag
+        .iter()
+        .map(|&d| ((p.lambda as f64 + emphasis * d).sqrt()) as f32)
+        .collect();
+    let scaled = data.map_weights(|u, i, x| x * w[u as usize].sqrt() / root[i as usize]);
+    (scaled, root)
+}
+
 /// Returns `B` row-major (n×n), zero diagonal.
-pub(crate) fn fit(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+pub(crate) fn fit(data: &Interactions, p: EaseParams) -> Result<Vec<f32>, Error> {
+    if p.is_plain() {
+        return fit_plain(data, p.lambda);
+    }
+    let n = data.n_items();
+    let (scaled, root) = normalised(data, p);
+    let mut b = fit_plain(&scaled, 1.0)?;
+    b.par_chunks_mut(n.max(1)).zip(&root).for_each(|(row, ri)| {
+        let inv = 1.0 / ri;
+        for (x, rj) in row.iter_mut().zip(&root) {
+            *x *= inv * rj;
+        }
+    });
+    Ok(b)
+}
+
+/// Plain EASE by the cheaper route.
+fn fit_plain(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
     if prefers_woodbury(data) {
         fit_woodbury(data, lambda)
     } else {
@@ -139,7 +229,29 @@ fn woodbury_core(
 /// `XXᵀ M = I − λM`: u·nnz work per user instead of the nnz·n pass that builds `B`.
 /// Returns `users.len()` rows of `n_items` (row-major). The entries of the user's own items
 /// differ from [`fit`]'s (whose `B` has a zero diagonal); they are excluded from rankings anyway.
+///
+/// With normalisations (see the module docs) each user's row comes out multiplied by a positive
+/// constant of that user (`n_u^−β/2`), which changes no ranking and no standardised score.
 pub(crate) fn woodbury_user_scores(
+    data: &Interactions,
+    p: EaseParams,
+    users: &[u32],
+) -> Result<Vec<f32>, Error> {
+    if p.is_plain() {
+        return woodbury_user_scores_plain(data, p.lambda, users);
+    }
+    let n = data.n_items();
+    let (scaled, root) = normalised(data, p);
+    let mut out = woodbury_user_scores_plain(&scaled, 1.0, users)?;
+    out.par_chunks_mut(n.max(1)).for_each(|row| {
+        for (x, r) in row.iter_mut().zip(&root) {
+            *x *= r;
+        }
+    });
+    Ok(out)
+}
+
+fn woodbury_user_scores_plain(
     data: &Interactions,
     lambda: f32,
     users: &[u32],
@@ -354,7 +466,7 @@ mod tests {
         let b = fit_woodbury(&d, 3.0).unwrap();
         let n = d.n_items();
         let users = [0u32, 7, 39];
-        let s = woodbury_user_scores(&d, 3.0, &users).unwrap();
+        let s = woodbury_user_scores(&d, EaseParams::plain(3.0), &users).unwrap();
         for (r, &u) in users.iter().enumerate() {
             let mut want = vec![0f32; n];
             for (&i, &w) in d.user_items(u).iter().zip(d.user_weights(u)) {
@@ -370,6 +482,126 @@ mod tests {
                 if d.user_items(u).binary_search(&(j as u32)).is_err() {
                     let err = (s[r * n + j] - want[j]).abs();
                     assert!(err <= 1e-4 * max.max(1e-3), "user {u} item {j}: {err}");
+                }
+            }
+        }
+    }
+
+    /// `B` of normalised EASE computed from its definition in f64: `G = Σ_u n_u^−β x_u x_uᵀ +
+    /// Λ`, `Λ_i = λ + p/(1−p)·G_ii`, `P = G⁻¹` (Gauss–Jordan), `B = −P/diag(P)`, zero diagonal.
+    fn normalised_by_definition(d: &Interactions, p: EaseParams) -> Vec<f64> {
+        let n = d.n_items();
+        let mut g = vec![0f64; n * n];
+        for u in 0..d.n_users() as u32 {
+            let w = (d.user_items(u).len().max(1) as f64).powf(-p.user_norm as f64);
+            let (items, xs) = (d.user_items(u), d.user_weights(u));
+            for (&i, &xi) in items.iter().zip(xs) {
+                for (&j, &xj) in items.iter().zip(xs) {
+                    g[i as usize * n + j as usize] += w * xi as f64 * xj as f64;
+                }
+            }
+        }
+        let e = p.dropout as f64 / (1.0 - p.dropout as f64);
+        for i in 0..n {
+            g[i * n + i] += p.lambda as f64 + e * g[i * n + i];
+        }
+        let mut inv = vec![0f64; n * n];
+        for i in 0..n {
+            inv[i * n + i] = 1.0;
+        }
+        for c in 0..n {
+            let piv = (c..n)
+                .max_by(|&a, &b| g[a * n + c].abs().total_cmp(&g[b * n + c].abs()))
+                .unwrap();
+            for k in 0..n {
+                g.swap(c * n + k, piv * n + k);
+                inv.swap(c * n + k, piv * n + k);
+            }
+            let d = g[c * n + c];
+            for k in 0..n {
+                g[c * n + k] /= d;
+                inv[c * n + k] /= d;
+            }
+            for r in 0..n {
+                let f = g[r * n + c];
+                if r != c && f != 0.0 {
+                    for k in 0..n {
+                        g[r * n + k] -= f * g[c * n + k];
+                        inv[r * n + k] -= f * inv[c * n + k];
+                    }
+                }
+            }
+        }
+        let mut b = vec![0f64; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    b[i * n + j] = -inv[i * n + j] / inv[j * n + j];
+                }
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn normalised_ease_matches_its_definition() {
+        let p = EaseParams {
+            lambda: 2.0,
+            dropout: 0.4,
+            user_norm: 0.5,
+        };
+        // Both shapes; the two routes agree on any weighted data (`woodbury_equals_direct`).
+        for (nu, ni) in [(30, 120), (150, 25)] {
+            let d = random(nu, ni, 8, 11 + nu as u64);
+            let got = fit(&d, p).unwrap();
+            let want = normalised_by_definition(&d, p);
+            let max = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0f64, |m, (&x, y)| m.max((x as f64 - y).abs()));
+            assert!(err <= 1e-4 * max, "{nu}×{ni}: {err} vs max {max}");
+            // And it is not plain EASE at the same λ.
+            let plain = fit(&d, EaseParams::plain(2.0)).unwrap();
+            let diff = plain
+                .iter()
+                .zip(&want)
+                .fold(0f64, |m, (&x, y)| m.max((x as f64 - y).abs()));
+            assert!(
+                diff > 0.05 * max,
+                "{nu}×{ni}: normalisation changed nothing"
+            );
+        }
+    }
+
+    #[test]
+    fn normalised_woodbury_user_scores_are_b_scaled_per_user() {
+        let p = EaseParams {
+            lambda: 2.0,
+            dropout: 0.5,
+            user_norm: 0.25,
+        };
+        let d = random(40, 150, 8, 9);
+        let b = fit(&d, p).unwrap();
+        let n = d.n_items();
+        let users = [0u32, 13, 39];
+        let s = woodbury_user_scores(&d, p, &users).unwrap();
+        for (r, &u) in users.iter().enumerate() {
+            let mut want = vec![0f32; n];
+            for (&i, &w) in d.user_items(u).iter().zip(d.user_weights(u)) {
+                for (o, &v) in want
+                    .iter_mut()
+                    .zip(&b[i as usize * n..(i as usize + 1) * n])
+                {
+                    *o += w * v;
+                }
+            }
+            let scale = (d.user_items(u).len() as f32).powf(-p.user_norm / 2.0);
+            let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            for j in 0..n {
+                if d.user_items(u).binary_search(&(j as u32)).is_err() {
+                    let err = (s[r * n + j] - scale * want[j]).abs();
+                    assert!(err <= 1e-4 * max, "user {u} item {j}: {err}");
                 }
             }
         }

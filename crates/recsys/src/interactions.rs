@@ -134,6 +134,18 @@ impl Interactions {
         out
     }
 
+    /// Same matrix with every weight replaced by `f(user, item, weight)`.
+    pub(crate) fn map_weights(&self, f: impl Fn(u32, u32, f32) -> f32) -> Self {
+        let mut out = self.clone();
+        for u in 0..self.n_users {
+            let r = self.indptr[u]..self.indptr[u + 1];
+            for k in r {
+                out.weights[k] = f(u as u32, self.items[k], self.weights[k]);
+            }
+        }
+        out
+    }
+
     /// Iterates over all `(user, item, weight, timestamp)` entries, user-major.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32, f32, i64)> + '_ {
         (0..self.n_users).flat_map(move |u| {

@@ -380,7 +380,18 @@ fn fit_scorer(
         } => Scorer::Neighbours(similarity::rp3beta_neighbours(
             data, by_item, alpha, beta, neighbors,
         )),
-        &AlgorithmConfig::Ease { lambda } => Scorer::Ease(ease::fit(data, lambda)?),
+        &AlgorithmConfig::Ease {
+            lambda,
+            dropout,
+            user_norm,
+        } => Scorer::Ease(ease::fit(
+            data,
+            ease::EaseParams {
+                lambda,
+                dropout,
+                user_norm,
+            },
+        )?),
         &AlgorithmConfig::Ials {
             factors,
             regularization,

@@ -16,7 +16,12 @@ fn all_configs() -> Vec<AlgorithmConfig> {
             neighbors: 20,
             shrinkage: 5.0,
         },
-        AlgorithmConfig::Ease { lambda: 10.0 },
+        AlgorithmConfig::ease(10.0),
+        AlgorithmConfig::Ease {
+            lambda: 5.0,
+            dropout: 0.5,
+            user_norm: 0.25,
+        },
         AlgorithmConfig::Ials {
             factors: 8,
             regularization: 1.0,
@@ -33,7 +38,7 @@ fn all_configs() -> Vec<AlgorithmConfig> {
             members: vec![
                 BlendMember {
                     weight: 0.6,
-                    config: AlgorithmConfig::Ease { lambda: 10.0 },
+                    config: AlgorithmConfig::ease(10.0),
                 },
                 BlendMember {
                     weight: 0.4,
@@ -141,7 +146,7 @@ fn reference_ease(d: &Interactions, lambda: f64) -> Vec<Vec<f64>> {
 #[test]
 fn ease_matches_reference_and_unseen_user_equals_trained_user() {
     let d = random_interactions(3, 40, 30, 8);
-    let model = train(&AlgorithmConfig::Ease { lambda: 5.0 }, &d).unwrap();
+    let model = train(&AlgorithmConfig::ease(5.0), &d).unwrap();
     let b = reference_ease(&d, 5.0);
     let mut out = Vec::new();
     for u in 0..d.n_users() as u32 {
@@ -317,8 +322,18 @@ fn degenerate_data_trains_without_panic() {
 fn invalid_configs_and_size_limits_are_errors() {
     let d = random_interactions(1, 10, 20, 3);
     for bad in [
-        AlgorithmConfig::Ease { lambda: 0.0 },
-        AlgorithmConfig::Ease { lambda: f32::NAN },
+        AlgorithmConfig::ease(0.0),
+        AlgorithmConfig::ease(f32::NAN),
+        AlgorithmConfig::Ease {
+            lambda: 1.0,
+            dropout: 1.0,
+            user_norm: 0.0,
+        },
+        AlgorithmConfig::Ease {
+            lambda: 1.0,
+            dropout: 0.0,
+            user_norm: -0.5,
+        },
         AlgorithmConfig::ItemKnn {
             neighbors: 0,
             shrinkage: 1.0,
@@ -340,7 +355,7 @@ fn invalid_configs_and_size_limits_are_errors() {
         max_dense_items: 10,
         ..TrainOptions::default()
     };
-    let r = recsys::train_with_options(&AlgorithmConfig::Ease { lambda: 1.0 }, &d, &options);
+    let r = recsys::train_with_options(&AlgorithmConfig::ease(1.0), &d, &options);
     assert!(matches!(
         r,
         Err(Error::TooManyItems {
@@ -354,7 +369,23 @@ fn invalid_configs_and_size_limits_are_errors() {
 #[test]
 fn config_json_shape() {
     let c: AlgorithmConfig = serde_json::from_str(r#"{"algorithm":"ease","lambda":500}"#).unwrap();
-    assert_eq!(c, AlgorithmConfig::Ease { lambda: 500.0 });
+    assert_eq!(c, AlgorithmConfig::ease(500.0));
+    // Plain EASE keeps its one-field form; the normalisations appear only when set.
+    assert_eq!(
+        serde_json::to_string(&c).unwrap(),
+        r#"{"algorithm":"ease","lambda":500.0}"#
+    );
+    let normalised: AlgorithmConfig =
+        serde_json::from_str(r#"{"algorithm":"ease","lambda":100,"dropout":0.5,"user_norm":0.25}"#)
+            .unwrap();
+    assert_eq!(
+        normalised,
+        AlgorithmConfig::Ease {
+            lambda: 100.0,
+            dropout: 0.5,
+            user_norm: 0.25
+        }
+    );
     for c in all_configs() {
         let s = serde_json::to_string(&c).unwrap();
         assert!(

@@ -26,13 +26,13 @@ fn configs() -> Vec<AlgorithmConfig> {
             beta: 0.4,
             neighbors: 10,
         },
-        AlgorithmConfig::Ease { lambda: 5.0 },
+        AlgorithmConfig::ease(5.0),
         ials.clone(),
         AlgorithmConfig::Blend {
             members: vec![
                 BlendMember {
                     weight: 0.5,
-                    config: AlgorithmConfig::Ease { lambda: 5.0 },
+                    config: AlgorithmConfig::ease(5.0),
                 },
                 BlendMember {
                     weight: 0.3,

@@ -1000,8 +1000,14 @@ pub enum AlgorithmConfig {
     Popularity { half_life_days: f32 },
     /// Item-item cosine similarity on co-occurrence.
     ItemKnn { neighbors: u64, shrinkage: f32 },
-    /// EASE (Steck 2019); `lambda > 0`.
-    Ease { lambda: f32 },
+    /// EASE (Steck 2019); `lambda > 0`. Optional (0 when absent): `dropout` in [0, 0.99), a
+    /// penalty in proportion to item popularity; `user_norm` in [0, 2], heavy users weighed
+    /// down by `n_u^-user_norm`.
+    Ease {
+        lambda: f32,
+        dropout: Option<f32>,
+        user_norm: Option<f32>,
+    },
     /// Implicit ALS (Hu, Koren, Volinsky 2008).
     Ials {
         factors: u64,
