@@ -460,6 +460,18 @@ mod tests {
         }
     }
 
+    /// `Σ_i x_ui B[i, ·]`: user `u`'s scores from a row-major `B`.
+    fn history_scores(d: &Interactions, b: &[f32], u: u32) -> Vec<f32> {
+        let n = d.n_items();
+        let mut out = vec![0f32; n];
+        for (&i, &w) in d.user_items(u).iter().zip(d.user_weights(u)) {
+            for (o, &v) in out.iter_mut().zip(&b[i as usize * n..(i as usize + 1) * n]) {
+                *o += w * v;
+            }
+        }
+        out
+    }
+
     #[test]
     fn woodbury_user_scores_match_b_off_the_history() {
         let d = random(40, 150, 8, 5);
@@ -468,15 +480,7 @@ mod tests {
         let users = [0u32, 7, 39];
         let s = woodbury_user_scores(&d, EaseParams::plain(3.0), &users).unwrap();
         for (r, &u) in users.iter().enumerate() {
-            let mut want = vec![0f32; n];
-            for (&i, &w) in d.user_items(u).iter().zip(d.user_weights(u)) {
-                for (o, &v) in want
-                    .iter_mut()
-                    .zip(&b[i as usize * n..(i as usize + 1) * n])
-                {
-                    *o += w * v;
-                }
-            }
+            let want = history_scores(&d, &b, u);
             let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
             for j in 0..n {
                 if d.user_items(u).binary_search(&(j as u32)).is_err() {
@@ -587,15 +591,7 @@ mod tests {
         let users = [0u32, 13, 39];
         let s = woodbury_user_scores(&d, p, &users).unwrap();
         for (r, &u) in users.iter().enumerate() {
-            let mut want = vec![0f32; n];
-            for (&i, &w) in d.user_items(u).iter().zip(d.user_weights(u)) {
-                for (o, &v) in want
-                    .iter_mut()
-                    .zip(&b[i as usize * n..(i as usize + 1) * n])
-                {
-                    *o += w * v;
-                }
-            }
+            let want = history_scores(&d, &b, u);
             let scale = (d.user_items(u).len() as f32).powf(-p.user_norm / 2.0);
             let max = want.iter().fold(0f32, |m, x| m.max(x.abs()));
             for j in 0..n {
