@@ -17,8 +17,8 @@
 //! f32 matrices; the model keeps one, `B` row-major, so scoring a history sums contiguous rows.
 //!
 //! **Normalised EASE.** Plain EASE penalises every item's weights alike and lets heavy users
-//! dominate the Gram matrix; both favour popular items. Two generalisations fix that, and on
-//! ML-100K (protocol A) they lift nDCG@10 by ~0.006 over the best plain λ:
+//! dominate the Gram matrix; both favour popular items. Two generalisations fix that; on
+//! ML-100K (protocol A, five outer splits) they lift nDCG@10 by 0.002–0.005 over λ 500:
 //! * `dropout` `p` (Steck, "Autoencoders that don't overfit towards the identity", NeurIPS
 //!   2020): training on inputs dropped with probability `p` is, in expectation, the penalty
 //!   `Λ = λI + p/(1−p)·diag(G)` — items are regularised in proportion to their popularity.
