@@ -24,25 +24,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use recsys::ann::{EF_SEARCH, FactorIndex};
-use recsys::bench_internals::{factor_scores, ials_parts, user_vector};
+use recsys::bench_internals::{SplitMix64 as Rng, factor_scores, ials_parts, user_vector};
 use recsys::data::{self, Format};
 use recsys::{AlgorithmConfig, Interactions, top_k, train};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-}
 
 const GROUPS: usize = 200;
 const IN_GROUP: f64 = 0.7;
@@ -59,12 +43,12 @@ fn zipf_cdf(n: usize) -> Vec<f64> {
 }
 
 fn draw(rng: &mut Rng, cdf: &[f64]) -> usize {
-    let x = rng.unit() * cdf[cdf.len() - 1];
+    let x = rng.next_f64_open() * cdf[cdf.len() - 1];
     cdf.partition_point(|&c| c < x).min(cdf.len() - 1)
 }
 
 fn synthetic(n_users: usize, n_items: usize, target: usize, seed: u64) -> Interactions {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut id_of_rank: Vec<u32> = (0..n_items as u32).collect();
     for i in (1..n_items).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
@@ -78,7 +62,7 @@ fn synthetic(n_users: usize, n_items: usize, target: usize, seed: u64) -> Intera
     let global = zipf_cdf(n_items);
     let group_cdfs: Vec<Vec<f64>> = groups.iter().map(|g| zipf_cdf(g.len().max(1))).collect();
     let raw: Vec<f64> = (0..n_users)
-        .map(|_| (1.0 / rng.unit().sqrt()).min(5000.0))
+        .map(|_| (1.0 / rng.next_f64_open().sqrt()).min(5000.0))
         .collect();
     let scale = target as f64 / raw.iter().sum::<f64>();
     let mut triples = Vec::with_capacity(target + n_users);
@@ -86,7 +70,7 @@ fn synthetic(n_users: usize, n_items: usize, target: usize, seed: u64) -> Intera
         let group = (rng.next_u64() % GROUPS as u64) as usize;
         let n = ((r * scale).round() as usize).clamp(1, 5000);
         for _ in 0..n {
-            let item = if rng.unit() <= IN_GROUP && !groups[group].is_empty() {
+            let item = if rng.next_f64_open() <= IN_GROUP && !groups[group].is_empty() {
                 groups[group][draw(&mut rng, &group_cdfs[group])]
             } else {
                 id_of_rank[draw(&mut rng, &global)]
@@ -173,7 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The queries: users drawn at random, with their histories.
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let histories: Vec<Vec<(u32, f32)>> = (0..queries)
         .map(|_| data.user_history((rng.next_u64() % data.n_users() as u64) as u32))
         .filter(|h| !h.is_empty())

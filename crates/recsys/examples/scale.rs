@@ -22,26 +22,11 @@
 
 use std::time::Instant;
 
+use recsys::bench_internals::SplitMix64 as Rng;
 use recsys::{AlgorithmConfig, Interactions, auto_select_report, train};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1].
-    fn unit(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-}
-
 fn generate(n_users: usize, n_items: usize, target: usize, seed: u64) -> Interactions {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Item popularity: cumulative Zipf-like weights over ranks, ranks mapped to shuffled ids.
     let mut cdf = Vec::with_capacity(n_items);
     let mut total = 0f64;
@@ -56,7 +41,7 @@ fn generate(n_users: usize, n_items: usize, target: usize, seed: u64) -> Interac
     }
     // User activity: Pareto(shape 2), scale set for the target total.
     let raw: Vec<f64> = (0..n_users)
-        .map(|_| (1.0 / rng.unit().sqrt()).min(5000.0))
+        .map(|_| (1.0 / rng.next_f64_open().sqrt()).min(5000.0))
         .collect();
     let scale = target as f64 / raw.iter().sum::<f64>();
     let t0: i64 = 1_700_000_000;
@@ -64,7 +49,7 @@ fn generate(n_users: usize, n_items: usize, target: usize, seed: u64) -> Interac
     for (u, r) in raw.iter().enumerate() {
         let n = ((r * scale).round() as usize).clamp(1, 5000);
         for _ in 0..n {
-            let x = rng.unit() * total;
+            let x = rng.next_f64_open() * total;
             let rank = cdf.partition_point(|&c| c < x).min(n_items - 1);
             let ts = t0 + (rng.next_u64() % (365 * 86_400)) as i64;
             triples.push((u as u32, id_of_rank[rank], 1.0f32, ts));

@@ -18,23 +18,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use recsys::bench_internals::factor_scores;
+use recsys::bench_internals::{SplitMix64 as Rng, factor_scores};
 use recsys::top_k;
-
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn sym(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
 
 /// Sum of a buffer, eight lanes of eight accumulators, AVX2 where the CPU has it: reads every
 /// byte once at full width, as the scan does, with no other work.
@@ -94,13 +79,13 @@ fn main() {
     let items = args.first().copied().unwrap_or(100_000);
     let f = args.get(1).copied().unwrap_or(64);
     let queries = args.get(2).copied().unwrap_or(400);
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
 
     let mut factors = vec![0f32; items * f];
     for (j, row) in factors.chunks_exact_mut(f).enumerate() {
         let norm = 1.0 / ((j % 9973) as f32 + 10.0).powf(0.3);
         for v in row {
-            *v = rng.sym() * norm;
+            *v = (rng.next_f32() * 2.0 - 1.0) * norm;
         }
     }
     let matrix_bytes = (items * f * 4) as f64;
@@ -114,7 +99,7 @@ fn main() {
     let mut times = Vec::with_capacity(queries);
     let mut scan_only = Vec::with_capacity(queries);
     for q in 0..queries + 20 {
-        let user: Vec<f32> = (0..f).map(|_| rng.sym()).collect();
+        let user: Vec<f32> = (0..f).map(|_| rng.next_f32() * 2.0 - 1.0).collect();
         let seen: Vec<u32> = (0..50)
             .map(|_| (rng.next_u64() % items as u64) as u32)
             .collect();

@@ -86,6 +86,9 @@ pub enum Error {
 pub mod bench_internals {
     use crate::{Error, Interactions};
 
+    /// The crate's deterministic PRNG, so benchmarks draw their synthetic data with it.
+    pub use crate::rng::SplitMix64;
+
     /// The serving scan of factor models: `out[j] = item_factors[j] · user` (see `kernels`).
     pub fn factor_scores(item_factors: &[f32], f: usize, user: &[f32], out: &mut [f32]) {
         crate::kernels::scores(item_factors, f, user, out)

@@ -2,7 +2,7 @@
 //! pulling in an RNG crate. Not cryptographic.
 
 #[derive(Clone, Debug)]
-pub(crate) struct SplitMix64(u64);
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
@@ -20,6 +20,11 @@ impl SplitMix64 {
     /// Uniform in [0, 1).
     pub fn next_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+    }
+
+    /// Uniform in (0, 1], at f64 resolution (safe under `ln` and `1/√x`).
+    pub fn next_f64_open(&mut self) -> f64 {
+        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in [0, n) (n > 0), via the multiply-shift reduction.
