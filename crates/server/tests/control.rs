@@ -521,9 +521,8 @@ fn shared_data() -> std::path::PathBuf {
     dir
 }
 
-#[tokio::test]
-async fn feedback_reshapes_the_next_list_within_a_second_without_retraining() {
-    let server = TestServer::start().await;
+/// Imports ML-100K (items and ratings) into a new tenant `ml`; returns a secret key of it.
+async fn import_ml100k(server: &TestServer) -> String {
     let key = server.tenant_with_key("ml", "secret").await;
     let tenant = server.service.tenant_by_name("ml").unwrap();
     let data = marquee_core::import::movielens_dir(&shared_data().join("ml-100k")).unwrap();
@@ -532,6 +531,13 @@ async fn feedback_reshapes_the_next_list_within_a_second_without_retraining() {
         .import(&tenant, data.items, data.feedback, &|_| {})
         .await
         .unwrap();
+    key
+}
+
+#[tokio::test]
+async fn feedback_reshapes_the_next_list_within_a_second_without_retraining() {
+    let server = TestServer::start().await;
+    let key = import_ml100k(&server).await;
     let (s, trained) = server
         .post("/v1/models/train?wait=true", Some(&key), json!({}))
         .await;
@@ -597,14 +603,8 @@ async fn the_first_model_is_tuned_in_the_background() {
         },
     )
     .await;
-    let key = server.tenant_with_key("ml", "secret").await;
+    let key = import_ml100k(&server).await;
     let tenant = server.service.tenant_by_name("ml").unwrap();
-    let data = marquee_core::import::movielens_dir(&shared_data().join("ml-100k")).unwrap();
-    server
-        .service
-        .import(&tenant, data.items, data.feedback, &|_| {})
-        .await
-        .unwrap();
     // The background trains a first model, then tunes; wait for the tuning to settle.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
     use std::sync::atomic::Ordering::Acquire;
@@ -700,14 +700,7 @@ async fn ml100k_on_ials(ann_min_items: usize) -> (TestServer, String) {
         },
     )
     .await;
-    let key = server.tenant_with_key("ml", "secret").await;
-    let tenant = server.service.tenant_by_name("ml").unwrap();
-    let data = marquee_core::import::movielens_dir(&shared_data().join("ml-100k")).unwrap();
-    server
-        .service
-        .import(&tenant, data.items, data.feedback, &|_| {})
-        .await
-        .unwrap();
+    let key = import_ml100k(&server).await;
     let (s, b) = server
         .post(
             "/v1/models/train?wait=true",
