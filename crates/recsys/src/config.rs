@@ -33,14 +33,17 @@ pub enum AlgorithmConfig {
     /// denoising linear autoencoders (Steck 2020) and data-adaptive normalisation (Park et al.
     /// 2025): `dropout` `p ∈ [0, 1)` adds `p/(1−p)` times the Gram matrix's diagonal to the
     /// penalty (item `i` is penalised in proportion to its popularity), and `user_norm` `β >= 0`
-    /// weighs each user's row by `n_u^−β` in the Gram matrix (heavy users count less). See
-    /// `ease.rs`.
+    /// weighs each user's row by `n_u^−β` in the Gram matrix (heavy users count less).
+    /// `free_diagonal` (false, and left out, by default) drops the zero-diagonal constraint:
+    /// `B = I − PΛ` (Steck's DLAE) instead of `I − P/diag(P)`. See `ease.rs`.
     Ease {
         lambda: f32,
         #[serde(default, skip_serializing_if = "is_zero")]
         dropout: f32,
         #[serde(default, skip_serializing_if = "is_zero")]
         user_norm: f32,
+        #[serde(default, skip_serializing_if = "is_false")]
+        free_diagonal: bool,
     },
     /// Implicit ALS (Hu, Koren, Volinsky 2008): confidence `1 + alpha * max(w, 0)` on observed
     /// items, preference 1 on observed, 0 elsewhere; L2 `regularization`; conjugate-gradient
@@ -81,6 +84,10 @@ fn is_zero(x: &f32) -> bool {
     *x == 0.0
 }
 
+fn is_false(x: &bool) -> bool {
+    !*x
+}
+
 impl AlgorithmConfig {
     /// Plain EASE with penalty `lambda`.
     pub fn ease(lambda: f32) -> Self {
@@ -88,6 +95,7 @@ impl AlgorithmConfig {
             lambda,
             dropout: 0.0,
             user_norm: 0.0,
+            free_diagonal: false,
         }
     }
 
@@ -160,6 +168,7 @@ impl AlgorithmConfig {
                 lambda,
                 dropout,
                 user_norm,
+                ..
             } => {
                 if !(lambda.is_finite() && lambda > 0.0) {
                     return bad(format!("ease: lambda must be finite and > 0, got {lambda}"));

@@ -10,11 +10,12 @@
 //!   Cost ≈ 2u³ + nnz·(u + n) instead of n³: 3.5 s instead of 35 s at Last.fm's 15k items.
 //! * **Direct (items-side)**, otherwise (below).
 //!
-//! `G = XᵀX + λI` is built sparsely (rayon over rows of G, Σ_u n_u² work); `P = G⁻¹` via a
-//! Cholesky factorisation `G = LLᵀ` (G is symmetric positive definite for λ > 0, so LU would be
-//! wasted work and less stable), `L⁻¹` by triangular inversion, and `P = L⁻ᵀL⁻¹` as a triangular
-//! product — about n³ flops in all, in f32, with faer's rayon parallelism. Peak memory is two n×n
-//! f32 matrices; the model keeps one, `B` row-major, so scoring a history sums contiguous rows.
+//! `G = XᵀX + λI` is built sparsely (rayon over rows of G, one triangle, Σ_u n_u²/2 work);
+//! `P = G⁻¹` via a Cholesky factorisation `G = LLᵀ` (G is symmetric positive definite for λ > 0,
+//! so LU would be wasted work and less stable), `L⁻¹` by triangular inversion, and `P = L⁻ᵀL⁻¹`
+//! as a triangular product — about n³ flops in all, in f32, with faer's rayon parallelism. Peak
+//! memory is two n×n f32 matrices; the model keeps one, `B` row-major, so scoring a history sums
+//! contiguous rows.
 //!
 //! **Normalised EASE.** Plain EASE penalises every item's weights alike and lets heavy users
 //! dominate the Gram matrix; both favour popular items. Two generalisations fix that; on
@@ -29,6 +30,14 @@
 //! With `G = X̃ᵀX̃ + Λ`, `X̃ = D^½X`, the zero-diagonal solution is still `B = I − P/diag(P)`,
 //! `P = G⁻¹`. Both routes above are reused unchanged: on `X̂ = X̃Λ^−½` with `λ = 1` they yield
 //! `B̂`, and `B = Λ^−½ B̂ Λ^½` (the similarity transform `P = Λ^−½ P̂ Λ^−½`).
+//!
+//! **Free diagonal** (`free_diagonal`, Steck's DLAE): without the zero-diagonal constraint the
+//! solution is `B = I − PΛ`. A history item's own column is never ranked, so only the
+//! off-diagonal entries matter, and they differ from the constrained ones by a column scale:
+//! `−P[i,j]·Λ_j` instead of `−P[i,j]/P[j,j]` (the routes above just scale the columns by `λ`
+//! instead of `1/P[j,j]`). As one more candidate in `auto_select` it lowered the mean
+//! `--model auto` nDCG@10 over six ML-100K splits (0.4896 vs 0.4903: more noisy candidates, more
+//! winner's curse), so auto does not search it; it is there for operators who set EASE by hand.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{self, LltRegularization};
@@ -47,6 +56,8 @@ pub(crate) struct EaseParams {
     pub lambda: f32,
     pub dropout: f32,
     pub user_norm: f32,
+    /// Drop the zero-diagonal constraint (DLAE instead of EDLAE, see the module docs).
+    pub free_diagonal: bool,
 }
 
 impl EaseParams {
@@ -56,6 +67,7 @@ impl EaseParams {
             lambda,
             dropout: 0.0,
             user_norm: 0.0,
+            free_diagonal: false,
         }
     }
 
@@ -103,11 +115,11 @@ fn normalised(data: &Interactions, p: EaseParams) -> (Interactions, Vec<f32>) {
 /// Returns `B` row-major (n×n), zero diagonal.
 pub(crate) fn fit(data: &Interactions, p: EaseParams) -> Result<Vec<f32>, Error> {
     if p.is_plain() {
-        return fit_plain(data, p.lambda);
+        return fit_plain(data, p.lambda, p.free_diagonal);
     }
     let n = data.n_items();
     let (scaled, root) = normalised(data, p);
-    let mut b = fit_plain(&scaled, 1.0)?;
+    let mut b = fit_plain(&scaled, 1.0, p.free_diagonal)?;
     b.par_chunks_mut(n.max(1)).zip(&root).for_each(|(row, ri)| {
         let inv = 1.0 / ri;
         for (x, rj) in row.iter_mut().zip(&root) {
@@ -118,11 +130,11 @@ pub(crate) fn fit(data: &Interactions, p: EaseParams) -> Result<Vec<f32>, Error>
 }
 
 /// Plain EASE by the cheaper route.
-fn fit_plain(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+fn fit_plain(data: &Interactions, lambda: f32, free_diagonal: bool) -> Result<Vec<f32>, Error> {
     if prefers_woodbury(data) {
-        fit_woodbury(data, lambda)
+        fit_woodbury(data, lambda, free_diagonal)
     } else {
-        fit_direct(data, lambda)
+        fit_direct(data, lambda, free_diagonal)
     }
 }
 
@@ -170,11 +182,13 @@ fn spd_inverse_f64(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, Error> {
 }
 
 /// The users-side inverse `M = (XXᵀ + λI)⁻¹` (u×u, f64, symmetric) and the column scale
-/// `1 / (1 − q_j)`, `q_j = x_jᵀ M x_j`, shared by the Woodbury fit and [`woodbury_user_scores`].
+/// `1 / (1 − q_j)`, `q_j = x_jᵀ M x_j` (all ones with a free diagonal: `−λP` off the diagonal
+/// is `XᵀMX` itself), shared by the Woodbury fit and [`woodbury_user_scores`].
 fn woodbury_core(
     data: &Interactions,
     by_item: &ItemMajor,
     lambda: f32,
+    free_diagonal: bool,
 ) -> Result<(Vec<f64>, Vec<f32>), Error> {
     let (nu, n) = (data.n_users(), data.n_items());
     // K = XXᵀ + λI (u×u, symmetric so row-major == column-major), f64.
@@ -220,7 +234,16 @@ fn woodbury_core(
             "ease: non-positive diagonal of the inverse at item {j}"
         )));
     }
-    let scale = q.iter().map(|q| (1.0 / (1.0 - q)) as f32).collect();
+    let scale = q
+        .iter()
+        .map(|q| {
+            if free_diagonal {
+                1.0
+            } else {
+                (1.0 / (1.0 - q)) as f32
+            }
+        })
+        .collect();
     Ok((m, scale))
 }
 
@@ -238,11 +261,11 @@ pub(crate) fn woodbury_user_scores(
     users: &[u32],
 ) -> Result<Vec<f32>, Error> {
     if p.is_plain() {
-        return woodbury_user_scores_plain(data, p.lambda, users);
+        return woodbury_user_scores_plain(data, p.lambda, p.free_diagonal, users);
     }
     let n = data.n_items();
     let (scaled, root) = normalised(data, p);
-    let mut out = woodbury_user_scores_plain(&scaled, 1.0, users)?;
+    let mut out = woodbury_user_scores_plain(&scaled, 1.0, p.free_diagonal, users)?;
     out.par_chunks_mut(n.max(1)).for_each(|row| {
         for (x, r) in row.iter_mut().zip(&root) {
             *x *= r;
@@ -254,11 +277,12 @@ pub(crate) fn woodbury_user_scores(
 fn woodbury_user_scores_plain(
     data: &Interactions,
     lambda: f32,
+    free_diagonal: bool,
     users: &[u32],
 ) -> Result<Vec<f32>, Error> {
     let (nu, n) = (data.n_users(), data.n_items());
     let by_item = data.by_item();
-    let (m, scale) = woodbury_core(data, &by_item, lambda)?;
+    let (m, scale) = woodbury_core(data, &by_item, lambda, free_diagonal)?;
     let lambda = lambda as f64;
     let mut out = vec![0f32; users.len() * n];
     out.par_chunks_mut(n.max(1)).zip(users).for_each_init(
@@ -284,7 +308,11 @@ fn woodbury_user_scores_plain(
 }
 
 /// The Woodbury route (see the module docs).
-pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+pub(crate) fn fit_woodbury(
+    data: &Interactions,
+    lambda: f32,
+    free_diagonal: bool,
+) -> Result<Vec<f32>, Error> {
     let (nu, n) = (data.n_users(), data.n_items());
     if n == 0 {
         return Ok(Vec::new());
@@ -295,7 +323,7 @@ pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>,
         max: 0,
     })?;
     let by_item = data.by_item();
-    let (m, scale) = woodbury_core(data, &by_item, lambda)?;
+    let (m, scale) = woodbury_core(data, &by_item, lambda, free_diagonal)?;
     // Z = M X, u × n row-major f32 (accumulated in f64).
     let mut z = vec![0f32; nu * n];
     z.par_chunks_mut(n).enumerate().for_each_init(
@@ -334,7 +362,11 @@ pub(crate) fn fit_woodbury(data: &Interactions, lambda: f32) -> Result<Vec<f32>,
 }
 
 /// The direct route: Cholesky of the n×n Gram matrix (see the module docs).
-pub(crate) fn fit_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+pub(crate) fn fit_direct(
+    data: &Interactions,
+    lambda: f32,
+    free_diagonal: bool,
+) -> Result<Vec<f32>, Error> {
     let n = data.n_items();
     if n == 0 {
         return Ok(Vec::new());
@@ -345,11 +377,15 @@ pub(crate) fn fit_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, E
         n_items: n,
         max: 0,
     })?;
-    // Gram matrix; symmetric, so row-major == column-major.
+    // Gram matrix: symmetric, so row i is column i.
     let mut g = vec![0f32; len];
+    // Only the triangle the factorisation reads (column-major lower: entries j >= i of row i),
+    // which halves the work: a user's items are sorted, so it is a suffix of each list.
     g.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
         for (&u, &wi) in by_item.users(i).iter().zip(by_item.weights(i)) {
-            for (&j, &wj) in data.user_items(u).iter().zip(data.user_weights(u)) {
+            let (items, weights) = (data.user_items(u), data.user_weights(u));
+            let from = items.partition_point(|&j| (j as usize) < i);
+            for (&j, &wj) in items[from..].iter().zip(&weights[from..]) {
                 row[j as usize] += wi * wj;
             }
         }
@@ -403,8 +439,12 @@ pub(crate) fn fit_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, E
             "ease: non-positive diagonal of the inverse at item {i}"
         )));
     }
-    let scale: Vec<f32> = diag.iter().map(|d| -1.0 / d).collect();
-    // B[i, j] = -P[i, j] / P[j, j]: column i of the symmetric P, scaled, is row i of B.
+    let scale: Vec<f32> = diag
+        .iter()
+        .map(|d| if free_diagonal { -lambda } else { -1.0 / d })
+        .collect();
+    // B[i, j] = -P[i, j] / P[j, j] (free diagonal: -λP[i, j]): column i of the symmetric P,
+    // scaled, is row i of B.
     p.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
         for (x, s) in row.iter_mut().zip(&scale) {
             *x *= s;
@@ -447,16 +487,18 @@ mod tests {
 
     #[test]
     fn woodbury_equals_direct() {
-        for (nu, ni) in [(30, 200), (200, 30), (1, 5)] {
-            let d = random(nu, ni, 8, nu as u64);
-            let a = fit_direct(&d, 3.0).unwrap();
-            let b = fit_woodbury(&d, 3.0).unwrap();
-            let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let err = a
-                .iter()
-                .zip(&b)
-                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-            assert!(err <= 1e-4 * max.max(1e-3), "{nu}×{ni}: {err} vs max {max}");
+        for free in [false, true] {
+            for (nu, ni) in [(30, 200), (200, 30), (1, 5)] {
+                let d = random(nu, ni, 8, nu as u64);
+                let a = fit_direct(&d, 3.0, free).unwrap();
+                let b = fit_woodbury(&d, 3.0, free).unwrap();
+                let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let err = a
+                    .iter()
+                    .zip(&b)
+                    .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(err <= 1e-4 * max.max(1e-3), "{nu}×{ni}: {err} vs max {max}");
+            }
         }
     }
 
@@ -475,7 +517,7 @@ mod tests {
     #[test]
     fn woodbury_user_scores_match_b_off_the_history() {
         let d = random(40, 150, 8, 5);
-        let b = fit_woodbury(&d, 3.0).unwrap();
+        let b = fit_woodbury(&d, 3.0, false).unwrap();
         let n = d.n_items();
         let users = [0u32, 7, 39];
         let s = woodbury_user_scores(&d, EaseParams::plain(3.0), &users).unwrap();
@@ -492,7 +534,8 @@ mod tests {
     }
 
     /// `B` of normalised EASE computed from its definition in f64: `G = Σ_u n_u^−β x_u x_uᵀ +
-    /// Λ`, `Λ_i = λ + p/(1−p)·G_ii`, `P = G⁻¹` (Gauss–Jordan), `B = −P/diag(P)`, zero diagonal.
+    /// Λ`, `Λ_i = λ + p/(1−p)·G_ii`, `P = G⁻¹` (Gauss–Jordan), `B = −P/diag(P)`, zero diagonal
+    /// (free diagonal: `B = I − PΛ`, compared off the diagonal only).
     fn normalised_by_definition(d: &Interactions, p: EaseParams) -> Vec<f64> {
         let n = d.n_items();
         let mut g = vec![0f64; n * n];
@@ -506,8 +549,9 @@ mod tests {
             }
         }
         let e = p.dropout as f64 / (1.0 - p.dropout as f64);
-        for i in 0..n {
-            g[i * n + i] += p.lambda as f64 + e * g[i * n + i];
+        let penalty: Vec<f64> = (0..n).map(|i| p.lambda as f64 + e * g[i * n + i]).collect();
+        for (i, l) in penalty.iter().enumerate() {
+            g[i * n + i] += l;
         }
         let mut inv = vec![0f64; n * n];
         for i in 0..n {
@@ -540,31 +584,50 @@ mod tests {
         for i in 0..n {
             for j in 0..n {
                 if i != j {
-                    b[i * n + j] = -inv[i * n + j] / inv[j * n + j];
+                    b[i * n + j] = if p.free_diagonal {
+                        -inv[i * n + j] * penalty[j]
+                    } else {
+                        -inv[i * n + j] / inv[j * n + j]
+                    };
                 }
             }
         }
         b
     }
 
+    /// Largest difference off the diagonal between an n×n `got` and `want`.
+    fn max_off_diagonal_err(got: &[f32], want: &[f64], n: usize) -> f64 {
+        let mut err = 0f64;
+        for (k, (&x, y)) in got.iter().zip(want).enumerate() {
+            if k / n != k % n {
+                err = err.max((x as f64 - y).abs());
+            }
+        }
+        err
+    }
+
     #[test]
     fn normalised_ease_matches_its_definition() {
-        let p = EaseParams {
-            lambda: 2.0,
-            dropout: 0.4,
-            user_norm: 0.5,
-        };
-        // Both shapes; the two routes agree on any weighted data (`woodbury_equals_direct`).
-        for (nu, ni) in [(30, 120), (150, 25)] {
+        for (free_diagonal, (nu, ni)) in [false, true]
+            .into_iter()
+            .flat_map(|f| [(f, (30, 120)), (f, (150, 25))])
+        {
+            // Both shapes; the two routes agree on any weighted data (`woodbury_equals_direct`).
+            let p = EaseParams {
+                lambda: 2.0,
+                dropout: 0.4,
+                user_norm: 0.5,
+                free_diagonal,
+            };
             let d = random(nu, ni, 8, 11 + nu as u64);
             let got = fit(&d, p).unwrap();
             let want = normalised_by_definition(&d, p);
             let max = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-            let err = got
-                .iter()
-                .zip(&want)
-                .fold(0f64, |m, (&x, y)| m.max((x as f64 - y).abs()));
-            assert!(err <= 1e-4 * max, "{nu}×{ni}: {err} vs max {max}");
+            let err = max_off_diagonal_err(&got, &want, d.n_items());
+            assert!(
+                err <= 1e-4 * max,
+                "{nu}×{ni} free {free_diagonal}: {err} vs max {max}"
+            );
             // And it is not plain EASE at the same λ.
             let plain = fit(&d, EaseParams::plain(2.0)).unwrap();
             let diff = plain
@@ -580,11 +643,17 @@ mod tests {
 
     #[test]
     fn normalised_woodbury_user_scores_are_b_scaled_per_user() {
-        let p = EaseParams {
-            lambda: 2.0,
-            dropout: 0.5,
-            user_norm: 0.25,
-        };
+        for free_diagonal in [false, true] {
+            woodbury_user_scores_are_b_scaled_per_user(EaseParams {
+                lambda: 2.0,
+                dropout: 0.5,
+                user_norm: 0.25,
+                free_diagonal,
+            });
+        }
+    }
+
+    fn woodbury_user_scores_are_b_scaled_per_user(p: EaseParams) {
         let d = random(40, 150, 8, 9);
         let b = fit(&d, p).unwrap();
         let n = d.n_items();

@@ -110,7 +110,7 @@ pub mod bench_internals {
 
     /// EASE's weights through the n×n Cholesky route, whatever the shape of the data.
     pub fn ease_direct(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
-        crate::ease::fit_direct(data, lambda)
+        crate::ease::fit_direct(data, lambda, false)
     }
 
     /// Whether [`crate::train`] takes the Woodbury (users-side) route for EASE on `data`.

@@ -384,12 +384,14 @@ fn fit_scorer(
             lambda,
             dropout,
             user_norm,
+            free_diagonal,
         } => Scorer::Ease(ease::fit(
             data,
             ease::EaseParams {
                 lambda,
                 dropout,
                 user_norm,
+                free_diagonal,
             },
         )?),
         &AlgorithmConfig::Ials {

@@ -247,6 +247,7 @@ impl Search<'_> {
                 lambda,
                 dropout,
                 user_norm,
+                free_diagonal,
             },
         ) = (self.woodbury_ease, config)
         {
@@ -254,6 +255,7 @@ impl Search<'_> {
                 lambda,
                 dropout,
                 user_norm,
+                free_diagonal,
             };
             return ease::woodbury_user_scores(data, params, &fold.users).ok();
         }
@@ -406,6 +408,7 @@ impl Search<'_> {
                 lambda: base * m,
                 dropout,
                 user_norm: 0.0,
+                free_diagonal: false,
             });
         }
         let Some((
@@ -427,6 +430,7 @@ impl Search<'_> {
                 lambda: lambda * shrink,
                 dropout,
                 user_norm,
+                free_diagonal: false,
             });
         }
     }

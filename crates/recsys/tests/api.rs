@@ -21,6 +21,13 @@ fn all_configs() -> Vec<AlgorithmConfig> {
             lambda: 5.0,
             dropout: 0.5,
             user_norm: 0.25,
+            free_diagonal: false,
+        },
+        AlgorithmConfig::Ease {
+            lambda: 5.0,
+            dropout: 0.5,
+            user_norm: 0.0,
+            free_diagonal: true,
         },
         AlgorithmConfig::Ials {
             factors: 8,
@@ -328,11 +335,13 @@ fn invalid_configs_and_size_limits_are_errors() {
             lambda: 1.0,
             dropout: 1.0,
             user_norm: 0.0,
+            free_diagonal: false,
         },
         AlgorithmConfig::Ease {
             lambda: 1.0,
             dropout: 0.0,
             user_norm: -0.5,
+            free_diagonal: false,
         },
         AlgorithmConfig::ItemKnn {
             neighbors: 0,
@@ -383,8 +392,15 @@ fn config_json_shape() {
         AlgorithmConfig::Ease {
             lambda: 100.0,
             dropout: 0.5,
-            user_norm: 0.25
+            user_norm: 0.25,
+            free_diagonal: false,
         }
+    );
+    let dlae: AlgorithmConfig =
+        serde_json::from_str(r#"{"algorithm":"ease","lambda":100,"free_diagonal":true}"#).unwrap();
+    assert_eq!(
+        serde_json::to_string(&dlae).unwrap(),
+        r#"{"algorithm":"ease","lambda":100.0,"free_diagonal":true}"#
     );
     for c in all_configs() {
         let s = serde_json::to_string(&c).unwrap();

@@ -1002,11 +1002,13 @@ pub enum AlgorithmConfig {
     ItemKnn { neighbors: u64, shrinkage: f32 },
     /// EASE (Steck 2019); `lambda > 0`. Optional (0 when absent): `dropout` in [0, 0.99), a
     /// penalty in proportion to item popularity; `user_norm` in [0, 2], heavy users weighed
-    /// down by `n_u^-user_norm`.
+    /// down by `n_u^-user_norm`; `free_diagonal` (false when absent) drops the zero-diagonal
+    /// constraint (`B = I - P·Λ`, Steck's DLAE).
     Ease {
         lambda: f32,
         dropout: Option<f32>,
         user_norm: Option<f32>,
+        free_diagonal: Option<bool>,
     },
     /// Implicit ALS (Hu, Koren, Volinsky 2008).
     Ials {
