@@ -74,6 +74,7 @@ def main():
     from implicit.cpu.als import AlternatingLeastSquares
 
     out["implicit_version"] = implicit.__version__
+    # `implicit`'s confidence is alpha·r, Marquee's 1 + alpha·r: alpha 10 here is Marquee's 9.
     configs = {"same_as_marquee": dict(regularization=50.0, alpha=10.0),
                "anchor": dict(regularization=0.05, alpha=10.0)}
     for name, cfg in configs.items():
