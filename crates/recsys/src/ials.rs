@@ -7,7 +7,7 @@
 //! previous factors: O(n_u·f) per step instead of O(n_u·f² + f³) for an exact solve. Rows are
 //! independent, so each half-step is a rayon loop over users (then items). The products with
 //! `YᵀY + λI` are sums of its rows (no horizontal reductions), and the row solver is compiled a
-//! second time with AVX2 + FMA, picked at run time: together 1.7× faster on ML-100K.
+//! second time with AVX2 + FMA, picked at run time: together ~1.6× faster on ML-100K.
 //!
 //! The model keeps only the item factors and `YᵀY + λI`: a user (known or not) is folded in at
 //! request time with an exact f64 Cholesky solve against the fixed item factors.
