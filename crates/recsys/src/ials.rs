@@ -12,6 +12,8 @@
 //! The model keeps only the item factors and `YᵀY + λI`: a user (known or not) is folded in at
 //! request time with an exact f64 Cholesky solve against the fixed item factors.
 
+use faer::linalg::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::Interactions;
@@ -47,36 +49,26 @@ fn axpy<const FUSED: bool>(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// `YᵀY + λI` (f × f, row-major) of a row-major factor matrix.
+/// `YᵀY + λI` (f × f, row-major) of a row-major factor matrix, by faer's blocked (SIMD,
+/// rayon) product: a row-major n × f matrix is the column-major f × n matrix `Yᵀ`.
 fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
-    let mut g = y
-        .par_chunks(f * 256)
-        .fold(
-            || vec![0f64; f * f],
-            |mut acc, block| {
-                for row in block.chunks_exact(f) {
-                    for a in 0..f {
-                        let ra = row[a] as f64;
-                        let acc_row = &mut acc[a * f..(a + 1) * f];
-                        for (o, &rb) in acc_row.iter_mut().zip(row) {
-                            *o += ra * rb as f64;
-                        }
-                    }
-                }
-                acc
-            },
-        )
-        .reduce(
-            || vec![0f64; f * f],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
-    for a in 0..f {
-        g[a * f + a] += reg as f64;
+    let mut g = vec![0f32; f * f];
+    if f == 0 {
+        return g;
     }
-    g.into_iter().map(|v| v as f32).collect()
+    let yt = MatRef::from_column_major_slice(y, f, y.len() / f);
+    matmul::matmul(
+        MatMut::from_column_major_slice_mut(&mut g, f, f),
+        Accum::Replace,
+        yt,
+        yt.transpose(),
+        1.0f32,
+        Par::rayon(0),
+    );
+    for a in 0..f {
+        g[a * f + a] += reg;
+    }
+    g
 }
 
 /// One row's conjugate-gradient scratch vectors.
