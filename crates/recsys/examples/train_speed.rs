@@ -61,35 +61,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every time is the median of `REPEATS` (env, default 3) runs, as on the Python side; a fit
     // that took over 10 s is not repeated.
     let repeats: usize = std::env::var("REPEATS").map_or(Ok(3), |s| s.parse())?;
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let timed = |config: &AlgorithmConfig| -> Result<(f64, f64), recsys::Error> {
-        let mut times = Vec::new();
-        let mut model = None;
-        for _ in 0..repeats.max(1) {
-            let start = Instant::now();
-            model = Some(train(config, &split.train)?);
-            times.push(start.elapsed().as_secs_f64());
-            if times[0] > 10.0 {
-                break;
-            }
-        }
-        let ndcg = model.map_or(0.0, |m| eval::evaluate(&m, &split, 10).ndcg);
-        Ok((median(times), ndcg))
+        let (seconds, model) = median_time(repeats, || train(config, &split.train))?;
+        Ok((seconds, eval::evaluate(&model, &split, 10).ndcg))
     };
     let (ease_s, ease_ndcg) = timed(&AlgorithmConfig::ease(lambda))?;
-    let mut times = Vec::new();
-    for _ in 0..repeats.max(1) {
-        let start = Instant::now();
-        bench_internals::ease_direct(&split.train, lambda)?;
-        times.push(start.elapsed().as_secs_f64());
-        if times[0] > 10.0 {
-            break;
-        }
-    }
-    let ease_direct_s = median(times);
+    let (ease_direct_s, _) = median_time(repeats, || {
+        bench_internals::ease_direct(&split.train, lambda)
+    })?;
     // The same loss as `implicit` at α 10: its confidence on an observed pair is α·r = 10,
     // Marquee's 1 + α·r.
     let ials = AlgorithmConfig::Ials {
@@ -127,4 +106,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     );
     Ok(())
+}
+
+/// Runs `run` `repeats` times (at least once; only once when the first run took over 10 s) and
+/// returns the median time in seconds with the last run's result.
+fn median_time<T, E>(repeats: usize, mut run: impl FnMut() -> Result<T, E>) -> Result<(f64, T), E> {
+    let mut times = Vec::new();
+    let mut last;
+    loop {
+        let start = Instant::now();
+        last = run()?;
+        times.push(start.elapsed().as_secs_f64());
+        if times.len() >= repeats || times[0] > 10.0 {
+            break;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], last))
 }

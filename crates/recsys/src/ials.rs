@@ -162,18 +162,6 @@ impl HalfStep<'_> {
     }
 }
 
-/// Whether this CPU runs the AVX2 + FMA build of the row solver.
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// One half-step: updates every row of `x` (row-major, f wide) against fixed `y`.
 fn half_step<'a>(
     x: &mut [f32],
@@ -190,7 +178,7 @@ fn half_step<'a>(
         f,
         alpha,
     };
-    let fast = has_avx2_fma();
+    let fast = crate::kernels::has_avx2_fma();
     x.par_chunks_mut(f).enumerate().for_each_init(
         || Scratch {
             r: vec![0f32; f],

@@ -14,15 +14,25 @@ pub fn scores(item_factors: &[f32], f: usize, user: &[f32], out: &mut [f32]) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            unsafe { scores_avx2(item_factors, f, user, out) };
-            return;
-        }
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        unsafe { scores_avx2(item_factors, f, user, out) };
+        return;
     }
     scores_generic::<false>(item_factors, f, user, out);
+}
+
+/// Whether this CPU runs the AVX2 + FMA builds of the numeric kernels (this scan, iALS's row
+/// solver).
+pub(crate) fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
