@@ -13,7 +13,8 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-1}
 PAIRS=${PAIRS:-1000}
 command -v wrk >/dev/null || { echo "bench/gateway.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -q -p marquee-cli
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -q -p marquee-cli \
+    && cargo build --release --locked -q -p marquee-server --example bare_proxy
 B=$PWD/target/release/marquee
 WORK=$(mktemp -d)
 PIDS=()
@@ -84,7 +85,8 @@ PY
 # upstream's drift between wrk runs is larger than the overhead; pairing cancels it). Where
 # nginx is installed, a bare nginx reverse proxy (kept-alive upstream connections, no auth,
 # no logs) is measured in the same rounds: the cost of one more loopback hop on this machine,
-# the floor under any gateway.
+# the floor under any gateway. So is a bare axum + reqwest proxy (`bare_proxy`, no auth,
+# limits or metering): the floor of a proxy on Marquee's own stack (Tokio, hyper).
 PATHS=(direct "http://127.0.0.1:$UP_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2)
 if command -v nginx >/dev/null; then
     NGX_PORT=$(free_port)
@@ -117,6 +119,12 @@ NGINX
 else
     echo "(nginx not installed: no bare-proxy baseline; apt-get install nginx-light)"
 fi
+BARE_PORT=$(free_port)
+"$PWD/target/release/examples/bare_proxy" "http://127.0.0.1:$UP_PORT/v1/embeddings" \
+    "127.0.0.1:$BARE_PORT" &
+PIDS+=($!)
+until curl -s -o /dev/null "http://127.0.0.1:$BARE_PORT/"; do sleep 0.1; done
+PATHS+=(axum-reqwest "http://127.0.0.1:$BARE_PORT" "$UPSTREAM_KEY" all-minilm-l6-v2)
 PATHS+=(gateway "http://127.0.0.1:$GW_PORT" "$APP_KEY" up-embed)
 echo
 echo "paired ($PAIRS rounds, bench/gateway_pairs.py):"
