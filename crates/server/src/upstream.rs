@@ -7,11 +7,15 @@
 //! reached or answers garbage, 504 when it does not answer in time; the upstream's own 4xx
 //! errors are passed through, so a client sees the reason.
 
+mod conn;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::Response;
+use http_body_util::Full;
 use marquee_core::metering::Charge;
 use marquee_platform::Units;
 use serde::Deserialize;
@@ -51,21 +55,31 @@ fn default_timeout() -> f64 {
     120.0
 }
 
-/// The proxy: one connection pool for every upstream.
+/// The proxy: connection pools for every upstream.
 pub struct Upstreams {
     models: Vec<UpstreamModel>,
-    client: reqwest::Client,
+    /// `http://` upstreams: connections driven by the requests' own tasks (see [`conn`]).
+    plain: Arc<conn::Pool>,
+    /// `https://` upstreams.
+    tls: reqwest::Client,
 }
+
+/// Longest wait for a new connection to an upstream.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Upstreams {
     pub fn new(models: Vec<UpstreamModel>) -> Self {
         // Connections are reused; time limits are per request (each upstream has its own).
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        let tls = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Upstreams { models, client }
+        Upstreams {
+            models,
+            plain: Arc::default(),
+            tls,
+        }
     }
 
     pub fn models(&self) -> &[UpstreamModel] {
@@ -74,6 +88,68 @@ impl Upstreams {
 
     pub fn get(&self, name: &str) -> Option<&UpstreamModel> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// Sends the JSON `body` to the upstream's `path`; the answer's head is back when this
+    /// returns.
+    async fn send(
+        &self,
+        upstream: &UpstreamModel,
+        path: &str,
+        body: Bytes,
+    ) -> Result<UpstreamAnswer, String> {
+        let url = format!("{}/{}", upstream.base_url.trim_end_matches('/'), path);
+        let key = upstream
+            .api_key_env
+            .as_ref()
+            .and_then(|var| std::env::var(var).ok());
+        let uri: Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+        if uri.scheme_str() == Some("http")
+            && let Some(authority) = uri.authority()
+        {
+            let address = match authority.port_u16() {
+                Some(_) => authority.as_str().to_string(),
+                None => format!("{}:80", authority.host()),
+            };
+            let target = uri.path_and_query().map_or("/", |p| p.as_str());
+            let bearer = key.and_then(|k| HeaderValue::try_from(format!("Bearer {k}")).ok());
+            let make = || {
+                let mut request = Request::new(Full::new(body.clone()));
+                *request.method_mut() = Method::POST;
+                *request.uri_mut() = Uri::try_from(target).unwrap_or_default();
+                let headers = request.headers_mut();
+                if let Ok(host) = HeaderValue::try_from(authority.as_str()) {
+                    headers.insert(header::HOST, host);
+                }
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                if let Some(b) = &bearer {
+                    headers.insert(header::AUTHORIZATION, b.clone());
+                }
+                request
+            };
+            return self
+                .plain
+                .send(&address, CONNECT_TIMEOUT, make)
+                .await
+                .map(UpstreamAnswer::Plain)
+                .map_err(|e| e.to_string());
+        }
+        let mut request = self
+            .tls
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        request
+            .send()
+            .await
+            .map(UpstreamAnswer::Tls)
+            .map_err(|e| e.to_string())
     }
 
     /// Forwards `body` (a JSON request whose `model` is `upstream.name`) to `path` (e.g.
@@ -95,17 +171,11 @@ impl Upstreams {
         if let Some(m) = &upstream.model {
             body["model"] = Value::String(m.clone());
         }
-        let url = format!("{}/{}", upstream.base_url.trim_end_matches('/'), path);
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let timeout = Duration::from_secs_f64(upstream.timeout_secs.max(0.1));
-        let mut request = self.client.post(&url).json(&body);
-        if let Some(var) = &upstream.api_key_env
-            && let Ok(key) = std::env::var(var)
+        let mut answer = match tokio::time::timeout(timeout, self.send(upstream, path, body)).await
         {
-            request = request.bearer_auth(key);
-        }
-        let response = match tokio::time::timeout(timeout, request.send()).await {
             Err(_) => return Err(timed_out(&upstream.name)),
-            Ok(Err(e)) if e.is_timeout() => return Err(timed_out(&upstream.name)),
             Ok(Err(e)) => {
                 tracing::warn!(upstream = %upstream.name, error = %e, "upstream unreachable");
                 return Err(ApiError::new(
@@ -117,9 +187,9 @@ impl Upstreams {
                     ),
                 ));
             }
-            Ok(Ok(r)) => r,
+            Ok(Ok(answer)) => answer,
         };
-        let status = response.status();
+        let status = answer.status();
         if status.is_server_error() {
             tracing::warn!(upstream = %upstream.name, %status, "upstream failed");
             return Err(ApiError::new(
@@ -131,10 +201,8 @@ impl Upstreams {
                 ),
             ));
         }
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .cloned()
+        let content_type = answer
+            .content_type()
             .unwrap_or(HeaderValue::from_static("application/json"));
         if status.is_client_error() {
             // Refused upstream: nothing served, nothing billed.
@@ -149,51 +217,65 @@ impl Upstreams {
             tail: Vec::new(),
             embeddings,
         };
+        let broke = |name: &str| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("the upstream of model `{name}` broke off its answer"),
+            )
+        };
         // A whole JSON answer of known, bounded length is read first and sent on in one piece
         // (with its length): fewer wake-ups and writes than relaying it chunk by chunk.
         let streamed = content_type.as_bytes().starts_with(b"text/event-stream");
         if !streamed
-            && response
-                .content_length()
-                .is_some_and(|n| n <= WHOLE_ANSWER_BYTES)
+            && let Some(length) = answer.content_length()
+            && length <= WHOLE_ANSWER_BYTES
         {
-            let bytes = match tokio::time::timeout(timeout, response.bytes()).await {
+            // Usually one piece; copied together only when it came in several.
+            let read_all = async {
+                let mut single: Option<Bytes> = None;
+                let mut joined = Vec::new();
+                while let Some(chunk) = answer.chunk().await? {
+                    if single.is_none() && joined.is_empty() {
+                        single = Some(chunk);
+                    } else {
+                        if let Some(first) = single.take() {
+                            joined.extend_from_slice(&first);
+                        }
+                        joined.extend_from_slice(&chunk);
+                    }
+                }
+                Ok::<_, BoxError>(single.unwrap_or_else(|| Bytes::from(joined)))
+            };
+            let bytes = match tokio::time::timeout(timeout, read_all).await {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = %upstream.name, error = %e, "upstream answer broke");
-                    return Err(ApiError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "upstream_error",
-                        format!(
-                            "the upstream of model `{}` broke off its answer",
-                            upstream.name
-                        ),
-                    ));
+                    return Err(broke(&upstream.name));
                 }
                 Err(_) => return Err(timed_out(&upstream.name)),
             };
             scan.push(&bytes);
             scan.finish(status.as_u16());
             let mut out = Response::new(Body::from(bytes));
-            *out.status_mut() =
-                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            *out.status_mut() = status;
             out.headers_mut().insert(header::CONTENT_TYPE, content_type);
             return Ok(out);
         }
         // Stream the body through; a stalled upstream ends the stream after the timeout.
         let name = upstream.name.clone();
         let stream = futures_util::stream::unfold(
-            (response, false, scan),
-            move |(mut response, done, mut scan)| {
+            (answer, false, scan),
+            move |(mut answer, done, mut scan)| {
                 let name = name.clone();
                 async move {
                     if done {
                         return None;
                     }
-                    match tokio::time::timeout(timeout, response.chunk()).await {
+                    match tokio::time::timeout(timeout, answer.chunk()).await {
                         Ok(Ok(Some(bytes))) => {
                             scan.push(&bytes);
-                            Some((Ok(bytes), (response, false, scan)))
+                            Some((Ok(bytes), (answer, false, scan)))
                         }
                         Ok(Ok(None)) => {
                             scan.finish(status.as_u16());
@@ -201,13 +283,13 @@ impl Upstreams {
                         }
                         Ok(Err(e)) => {
                             tracing::warn!(upstream = %name, error = %e, "upstream stream broke");
-                            Some((Err(std::io::Error::other(e)), (response, true, scan)))
+                            Some((Err(std::io::Error::other(e)), (answer, true, scan)))
                         }
                         Err(_) => {
                             tracing::warn!(upstream = %name, "upstream stream stalled");
                             Some((
                                 Err(std::io::Error::other("upstream timed out")),
-                                (response, true, scan),
+                                (answer, true, scan),
                             ))
                         }
                     }
@@ -215,10 +297,49 @@ impl Upstreams {
             },
         );
         let mut out = Response::new(Body::from_stream(stream));
-        *out.status_mut() =
-            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        *out.status_mut() = status;
         out.headers_mut().insert(header::CONTENT_TYPE, content_type);
         Ok(out)
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An upstream's answer, from either kind of connection.
+enum UpstreamAnswer {
+    Plain(conn::Answer),
+    Tls(reqwest::Response),
+}
+
+impl UpstreamAnswer {
+    fn status(&self) -> StatusCode {
+        let code = match self {
+            UpstreamAnswer::Plain(a) => a.status.as_u16(),
+            UpstreamAnswer::Tls(r) => r.status().as_u16(),
+        };
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY)
+    }
+
+    fn content_type(&self) -> Option<HeaderValue> {
+        let value = match self {
+            UpstreamAnswer::Plain(a) => a.headers.get(header::CONTENT_TYPE),
+            UpstreamAnswer::Tls(r) => r.headers().get(header::CONTENT_TYPE),
+        };
+        value.cloned()
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        match self {
+            UpstreamAnswer::Plain(a) => a.content_length(),
+            UpstreamAnswer::Tls(r) => r.content_length(),
+        }
+    }
+
+    async fn chunk(&mut self) -> Result<Option<Bytes>, BoxError> {
+        match self {
+            UpstreamAnswer::Plain(a) => Ok(a.chunk().await?),
+            UpstreamAnswer::Tls(r) => Ok(r.chunk().await?),
+        }
     }
 }
 
