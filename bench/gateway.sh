@@ -13,8 +13,10 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-1}
 PAIRS=${PAIRS:-1000}
 command -v wrk >/dev/null || { echo "bench/gateway.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
-[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked -q -p marquee-cli \
-    && cargo build --release --locked -q -p marquee-server --example bare_proxy
+[ -n "${SKIP_BUILD:-}" ] || {
+    cargo build --release --locked -q -p marquee-cli
+    cargo build --release --locked -q -p marquee-server --example bare_proxy
+}
 B=$PWD/target/release/marquee
 WORK=$(mktemp -d)
 PIDS=()
