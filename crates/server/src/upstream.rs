@@ -97,13 +97,15 @@ impl Upstreams {
         upstream: &UpstreamModel,
         path: &str,
         body: Bytes,
-    ) -> Result<UpstreamAnswer, String> {
+    ) -> Result<UpstreamAnswer, SendError> {
         let url = format!("{}/{}", upstream.base_url.trim_end_matches('/'), path);
         let key = upstream
             .api_key_env
             .as_ref()
             .and_then(|var| std::env::var(var).ok());
-        let uri: Uri = url.parse().map_err(|e| format!("bad url {url}: {e}"))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| SendError::Unreachable(format!("bad url {url}: {e}")))?;
         if uri.scheme_str() == Some("http")
             && let Some(authority) = uri.authority()
         {
@@ -135,7 +137,10 @@ impl Upstreams {
                 .send(&address, CONNECT_TIMEOUT, make)
                 .await
                 .map(UpstreamAnswer::Plain)
-                .map_err(|e| e.to_string());
+                .map_err(|e| match e {
+                    conn::ConnError::ConnectTimeout(_) => SendError::TimedOut,
+                    e => SendError::Unreachable(e.to_string()),
+                });
         }
         let mut request = self
             .tls
@@ -145,11 +150,13 @@ impl Upstreams {
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
-        request
-            .send()
-            .await
-            .map(UpstreamAnswer::Tls)
-            .map_err(|e| e.to_string())
+        request.send().await.map(UpstreamAnswer::Tls).map_err(|e| {
+            if e.is_timeout() {
+                SendError::TimedOut
+            } else {
+                SendError::Unreachable(e.to_string())
+            }
+        })
     }
 
     /// Forwards `body` (a JSON request whose `model` is `upstream.name`) to `path` (e.g.
@@ -175,8 +182,8 @@ impl Upstreams {
         let timeout = Duration::from_secs_f64(upstream.timeout_secs.max(0.1));
         let mut answer = match tokio::time::timeout(timeout, self.send(upstream, path, body)).await
         {
-            Err(_) => return Err(timed_out(&upstream.name)),
-            Ok(Err(e)) => {
+            Err(_) | Ok(Err(SendError::TimedOut)) => return Err(timed_out(&upstream.name)),
+            Ok(Err(SendError::Unreachable(e))) => {
                 tracing::warn!(upstream = %upstream.name, error = %e, "upstream unreachable");
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
@@ -217,13 +224,6 @@ impl Upstreams {
             tail: Vec::new(),
             embeddings,
         };
-        let broke = |name: &str| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("the upstream of model `{name}` broke off its answer"),
-            )
-        };
         // A whole JSON answer of known, bounded length is read first and sent on in one piece
         // (with its length): fewer wake-ups and writes than relaying it chunk by chunk.
         let streamed = content_type.as_bytes().starts_with(b"text/event-stream");
@@ -231,27 +231,29 @@ impl Upstreams {
             && let Some(length) = answer.content_length()
             && length <= WHOLE_ANSWER_BYTES
         {
-            // Usually one piece; copied together only when it came in several.
+            // Usually one piece, passed on as it is; copied together only when it came in several.
             let read_all = async {
-                let mut single: Option<Bytes> = None;
-                let mut joined = Vec::new();
+                let mut parts = Vec::new();
                 while let Some(chunk) = answer.chunk().await? {
-                    if single.is_none() && joined.is_empty() {
-                        single = Some(chunk);
-                    } else {
-                        if let Some(first) = single.take() {
-                            joined.extend_from_slice(&first);
-                        }
-                        joined.extend_from_slice(&chunk);
-                    }
+                    parts.push(chunk);
                 }
-                Ok::<_, BoxError>(single.unwrap_or_else(|| Bytes::from(joined)))
+                Ok::<_, BoxError>(match parts.len() {
+                    1 => parts.swap_remove(0),
+                    _ => Bytes::from(parts.concat()),
+                })
             };
             let bytes = match tokio::time::timeout(timeout, read_all).await {
                 Ok(Ok(bytes)) => bytes,
                 Ok(Err(e)) => {
                     tracing::warn!(upstream = %upstream.name, error = %e, "upstream answer broke");
-                    return Err(broke(&upstream.name));
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "upstream_error",
+                        format!(
+                            "the upstream of model `{}` broke off its answer",
+                            upstream.name
+                        ),
+                    ));
                 }
                 Err(_) => return Err(timed_out(&upstream.name)),
             };
@@ -304,6 +306,13 @@ impl Upstreams {
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why an upstream's answer did not start: no answer within the connect timeout (504, as for
+/// any time limit), or no connection at all (502).
+enum SendError {
+    TimedOut,
+    Unreachable(String),
+}
 
 /// An upstream's answer, from either kind of connection.
 enum UpstreamAnswer {
