@@ -2,7 +2,9 @@
 //!
 //! The GGUF file carries everything: the quantized weights, the tokenizer (vocabulary and
 //! merges) and the special tokens, so a model is one file. Weights are shared between
-//! concurrent generations; each generation owns its key/value cache.
+//! concurrent generations; each generation owns its key/value cache. The decoder is Marquee's
+//! own ([`crate::llama`], about twice candle's speed on the default model) wherever it covers
+//! the model, candle's `quantized_llama` otherwise.
 //!
 //! Decoding is incremental: after each token the text decoded so far is compared with what was
 //! already emitted, and only complete UTF-8 that cannot be the start of a stop sequence is
@@ -18,7 +20,23 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use tokenizers::Tokenizer;
 
+use crate::llama::{self, Llama};
 use crate::runtime::ModelError;
+
+/// Which decoder runs a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoder {
+    /// Marquee's own ([`crate::llama`]) where it covers the model, candle's otherwise.
+    Marquee,
+    /// candle's `quantized_llama` (the reference; the benchmark runs both).
+    Candle,
+}
+
+/// The loaded weights, in the form the chosen decoder runs.
+enum Engine {
+    Lean(Llama),
+    Candle(ModelWeights),
+}
 
 /// One message of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +117,7 @@ pub enum ChatTemplate {
 
 /// A loaded generation model.
 pub struct ChatModel {
-    weights: ModelWeights,
+    engine: Engine,
     tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
     /// Tokens that end the assistant's turn.
@@ -126,53 +144,43 @@ impl ChatModel {
             context_tokens,
             stop_tokens,
             default_system,
-            true,
+            Decoder::Marquee,
         )
     }
 
-    /// [`ChatModel::load`], choosing whether tensors without a SIMD kernel are converted to
-    /// Q8_0 (see [`needs_requantization`]); the benchmark compares both.
+    /// [`ChatModel::load`] with the decoder chosen (the benchmark compares both).
     pub fn load_with(
         path: &Path,
         template: ChatTemplate,
         context_tokens: usize,
         stop_tokens: &[String],
         default_system: Option<String>,
-        requantize_slow_types: bool,
+        decoder: Decoder,
     ) -> Result<Self, ModelError> {
         let load_err =
             |e: &dyn std::fmt::Display| ModelError::Load(format!("{}: {e}", path.display()));
         let mut file = std::fs::File::open(path).map_err(|e| load_err(&e))?;
         let content = gguf_file::Content::read(&mut file).map_err(|e| load_err(&e))?;
         let device = Device::Cpu;
-        let mut requantized = None;
-        if requantize_slow_types
-            && content
-                .tensor_infos
-                .values()
-                .any(|t| needs_requantization(t.ggml_dtype))
-        {
-            let bytes = requantize(&content, &mut file, &device).map_err(|e| load_err(&e))?;
-            requantized = Some(std::io::Cursor::new(bytes));
-        }
-        let (content, mut reader): (gguf_file::Content, Box<dyn ReadSeek>) = match requantized {
-            Some(mut cursor) => {
-                let content = gguf_file::Content::read(&mut cursor).map_err(|e| load_err(&e))?;
-                (content, Box::new(cursor))
-            }
-            None => (content, Box::new(file)),
-        };
-        let weight_bytes = content
-            .tensor_infos
-            .values()
-            .map(|t| {
-                let elems = t.shape.elem_count();
-                (elems / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64
-            })
-            .sum();
         let tokenizer = Tokenizer::from_gguf(&content).map_err(|e| load_err(&e))?;
-        let weights =
-            ModelWeights::from_gguf(content, &mut reader, &device).map_err(|e| load_err(&e))?;
+        let lean = match decoder {
+            Decoder::Marquee => match Llama::from_gguf(&content, &mut file) {
+                Ok(model) => Some(model),
+                Err(llama::LoadError::Unsupported(why)) => {
+                    tracing::info!(model = %path.display(), %why, "generation runs on candle's decoder");
+                    None
+                }
+                Err(e) => return Err(load_err(&e)),
+            },
+            Decoder::Candle => None,
+        };
+        let (engine, weight_bytes) = match lean {
+            Some(model) => {
+                let bytes = model.weight_bytes();
+                (Engine::Lean(model), bytes)
+            }
+            None => Self::load_candle(content, file, &device).map_err(|e| load_err(&e))?,
+        };
         let mut end_tokens = Vec::new();
         for token in stop_tokens {
             match tokenizer.token_to_id(token) {
@@ -185,7 +193,7 @@ impl ChatModel {
             }
         }
         Ok(ChatModel {
-            weights,
+            engine,
             tokenizer: Arc::new(tokenizer),
             template,
             end_tokens,
@@ -195,6 +203,40 @@ impl ChatModel {
             default_system,
             device,
         })
+    }
+
+    /// candle's decoder, with the tensors it has no SIMD kernel for converted to Q8_0.
+    fn load_candle(
+        content: gguf_file::Content,
+        mut file: std::fs::File,
+        device: &Device,
+    ) -> candle_core::Result<(Engine, u64)> {
+        let mut requantized = None;
+        if content
+            .tensor_infos
+            .values()
+            .any(|t| needs_requantization(t.ggml_dtype))
+        {
+            let bytes = requantize(&content, &mut file, device)?;
+            requantized = Some(std::io::Cursor::new(bytes));
+        }
+        let (content, mut reader): (gguf_file::Content, Box<dyn ReadSeek>) = match requantized {
+            Some(mut cursor) => {
+                let content = gguf_file::Content::read(&mut cursor)?;
+                (content, Box::new(cursor))
+            }
+            None => (content, Box::new(file)),
+        };
+        let weight_bytes = content
+            .tensor_infos
+            .values()
+            .map(|t| {
+                let elems = t.shape.elem_count();
+                (elems / t.ggml_dtype.block_size() * t.ggml_dtype.type_size()) as u64
+            })
+            .sum();
+        let weights = ModelWeights::from_gguf(content, &mut reader, device)?;
+        Ok((Engine::Candle(weights), weight_bytes))
     }
 
     pub fn context_tokens(&self) -> usize {
@@ -270,6 +312,26 @@ impl ChatModel {
         }
     }
 
+    /// Which decoder runs this model (Marquee's own unless the model needs candle's).
+    pub fn decoder(&self) -> Decoder {
+        match self.engine {
+            Engine::Lean(_) => Decoder::Marquee,
+            Engine::Candle(_) => Decoder::Candle,
+        }
+    }
+
+    /// The next-token logits after `tokens` (a fresh context).
+    pub fn logits(&self, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+        if tokens.is_empty() || tokens.len() > self.context_tokens {
+            return Err(ModelError::ContextTooLong {
+                tokens: tokens.len(),
+                limit: self.context_tokens,
+            });
+        }
+        let mut state = self.new_state(tokens.len());
+        self.forward(&mut state, tokens, 0)
+    }
+
     /// Generates a reply to `prompt` (token ids). `on_text` receives each new piece of text as
     /// soon as it is final and returns `false` to stop (the client went away).
     pub fn generate(
@@ -295,7 +357,6 @@ impl ChatModel {
         };
         let seed = params.seed.unwrap_or_else(random_seed);
         let mut sampler = LogitsProcessor::from_sampling(seed, sampling);
-        let mut weights = self.weights.clone();
         let mut generated: Vec<u32> = Vec::new();
         let mut counts: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
         let mut emitted = 0usize; // bytes of `text` handed to the caller
@@ -303,26 +364,19 @@ impl ChatModel {
         let mut finish = FinishReason::Length;
         let mut first_token_at = None;
 
-        let input = Tensor::new(prompt, &self.device)
-            .and_then(|t| t.unsqueeze(0))
-            .map_err(inference)?;
-        let mut logits = weights.forward(&input, 0).map_err(inference)?;
+        let mut state = self.new_state(prompt.len() + budget);
+        let mut logits = self.forward(&mut state, prompt, 0)?;
         let mut position = prompt.len();
         while generated.len() < budget {
-            let logits_row = logits.squeeze(0).map_err(inference)?;
-            let logits_row = if (params.frequency_penalty != 0.0 || params.presence_penalty != 0.0)
-                && !counts.is_empty()
-            {
-                let mut v: Vec<f32> = logits_row.to_vec1().map_err(inference)?;
+            if params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
                 for (&token, &count) in &counts {
-                    if let Some(l) = v.get_mut(token as usize) {
+                    if let Some(l) = logits.get_mut(token as usize) {
                         *l -= count as f32 * params.frequency_penalty + params.presence_penalty;
                     }
                 }
-                Tensor::new(v.as_slice(), &self.device).map_err(inference)?
-            } else {
-                logits_row
-            };
+            }
+            let n = logits.len();
+            let logits_row = Tensor::from_vec(logits, n, &self.device).map_err(inference)?;
             let next = sampler.sample(&logits_row).map_err(inference)?;
             if first_token_at.is_none() {
                 first_token_at = Some(started.elapsed().as_secs_f64());
@@ -380,10 +434,7 @@ impl ChatModel {
             if generated.len() >= budget {
                 break;
             }
-            let input = Tensor::new(&[next], &self.device)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(inference)?;
-            logits = weights.forward(&input, position).map_err(inference)?;
+            logits = self.forward(&mut state, &[next], position)?;
             position += 1;
         }
         if finish != FinishReason::Cancelled && emitted < text.len() {
@@ -401,6 +452,60 @@ impl ChatModel {
             time_to_first_token: first_token_at.unwrap_or_else(|| started.elapsed().as_secs_f64()),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+/// One generation's decoding state.
+enum State {
+    Lean(llama::Cache),
+    /// candle's model keeps the key/value cache inside the weights' clone.
+    Candle(Box<ModelWeights>),
+}
+
+impl ChatModel {
+    /// A decoding state with room for `positions` tokens.
+    fn new_state(&self, positions: usize) -> State {
+        match &self.engine {
+            Engine::Lean(model) => State::Lean(model.new_cache(positions)),
+            Engine::Candle(weights) => State::Candle(Box::new(weights.clone())),
+        }
+    }
+
+    /// Next-token logits after `tokens`, which start at `position`.
+    fn forward(
+        &self,
+        state: &mut State,
+        tokens: &[u32],
+        position: usize,
+    ) -> Result<Vec<f32>, ModelError> {
+        let inference = |e: candle_core::Error| ModelError::Inference(e.to_string());
+        match (&self.engine, state) {
+            (Engine::Lean(model), State::Lean(cache)) => {
+                debug_assert_eq!(cache.len(), position);
+                let vocab = model.config().vocab;
+                if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+                    return Err(ModelError::Inference(format!(
+                        "token {bad} is outside the vocabulary"
+                    )));
+                }
+                let mut logits = vec![0f32; vocab];
+                model.forward(cache, tokens, &mut logits);
+                Ok(logits)
+            }
+            (Engine::Candle(_), State::Candle(weights)) => {
+                let input = Tensor::new(tokens, &self.device)
+                    .and_then(|t| t.unsqueeze(0))
+                    .map_err(inference)?;
+                weights
+                    .forward(&input, position)
+                    .and_then(|l| l.squeeze(0))
+                    .and_then(|l| l.to_vec1())
+                    .map_err(inference)
+            }
+            _ => Err(ModelError::Inference(
+                "decoder state of another engine".into(),
+            )),
+        }
     }
 }
 

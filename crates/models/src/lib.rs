@@ -7,7 +7,8 @@
 //! - [`manifest`]: which models Marquee knows, where their weights come from, their checksums.
 //! - [`pull`]: fetches and verifies them into the models directory.
 //! - [`embed`]: sentence embeddings (BERT, mean pooling, L2-normalised).
-//! - [`chat`]: text generation with quantized LLaMA-family GGUF models.
+//! - [`chat`]: text generation with quantized LLaMA-family GGUF models; [`llama`]: the decoder
+//!   that runs them (candle's `quantized_llama` where it does not cover a model).
 //! - [`speech`], [`transcription`], [`vision`]: speech synthesis, speech recognition and image
 //!   recognition as services over their engine crates (`marquee-tts`, `marquee-transcribe`,
 //!   `marquee-vision`).
@@ -15,6 +16,7 @@
 
 pub mod chat;
 pub mod embed;
+pub mod llama;
 pub mod manifest;
 pub mod pull;
 pub mod runtime;

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
-use marquee_models::chat::{ChatModel, ChatTemplate, FinishReason, GenerationParams, Message};
+use marquee_models::chat::{
+    ChatModel, ChatTemplate, Decoder, FinishReason, GenerationParams, Message,
+};
 use marquee_models::embed::{Embedder, Overflow};
+use marquee_models::llama::Llama;
 use marquee_models::runtime::ModelError;
 
 fn models_dir() -> PathBuf {
@@ -68,14 +71,92 @@ fn overlong_input_is_refused_or_truncated() {
 }
 
 fn smol() -> ChatModel {
-    ChatModel::load(
+    smol_on(Decoder::Marquee)
+}
+
+fn smol_on(decoder: Decoder) -> ChatModel {
+    let m = ChatModel::load_with(
         &models_dir().join("smollm2-135m-instruct/model.gguf"),
         ChatTemplate::ChatMl,
         2048,
         &["<|im_end|>".to_string()],
         Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face".into()),
+        decoder,
     )
-    .unwrap()
+    .unwrap();
+    assert_eq!(m.decoder(), decoder);
+    m
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j])).unwrap()
+}
+
+/// Marquee's decoder (`llama.rs`) computes the same model as candle's `quantized_llama`: the
+/// same next-token distribution for a prompt longer than one chunk, the same greedy reply; and
+/// its chunked prompt pass gives exactly what feeding the tokens one by one gives.
+#[test]
+fn marquees_decoder_agrees_with_candles_reference() {
+    let ours = smol_on(Decoder::Marquee);
+    let reference = smol_on(Decoder::Candle);
+    let messages = vec![Message {
+        role: "user".into(),
+        content: "Write a one-sentence synopsis of a film about a lighthouse keeper who \
+                  befriends a stranded whale during the winter storms of 1953."
+            .into(),
+    }];
+    let prompt = ours.tokenize(&ours.render(&messages)).unwrap();
+    assert!(
+        prompt.len() > 40,
+        "{} tokens: the prompt spans two chunks",
+        prompt.len()
+    );
+    let a = ours.logits(&prompt).unwrap();
+    let b = reference.logits(&prompt).unwrap();
+    assert_eq!(a.len(), b.len());
+    let cos = cosine(&a, &b);
+    assert!(cos > 0.999, "cosine of the logits {cos}");
+    assert_eq!(argmax(&a), argmax(&b));
+
+    let greedy = GenerationParams {
+        max_tokens: Some(24),
+        temperature: 0.0,
+        ..Default::default()
+    };
+    let ta = ours.generate(&prompt, &greedy, |_| true).unwrap();
+    let tb = reference.generate(&prompt, &greedy, |_| true).unwrap();
+    assert_eq!(ta.text, tb.text);
+    assert!(!ta.text.is_empty());
+
+    // The decoder itself: the prompt in one call (chunks of 32 tokens), in two calls, and one
+    // token per call through the same cache give the same logits, exactly — every token's
+    // arithmetic is the same whichever call or chunk carries it.
+    let path = models_dir().join("smollm2-135m-instruct/model.gguf");
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+    let model = Llama::from_gguf(&content, &mut file).unwrap();
+    let vocab = model.config().vocab;
+    let run = |pieces: &[&[u32]]| {
+        let mut cache = model.new_cache(prompt.len());
+        let mut logits = vec![0f32; vocab];
+        for piece in pieces {
+            model.forward(&mut cache, piece, &mut logits);
+        }
+        assert_eq!(cache.len(), prompt.len());
+        logits
+    };
+    let whole = run(&[&prompt]);
+    assert_eq!(whole, a);
+    assert_eq!(run(&[&prompt[..33], &prompt[33..]]), whole);
+    let singles: Vec<&[u32]> = prompt.chunks(1).collect();
+    assert_eq!(run(&singles), whole);
 }
 
 #[test]
