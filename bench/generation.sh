@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Text-generation speed of the chat model against the machine's memory-bandwidth bound, in one
 # run: read bandwidth (measured here), greedy decode tokens/s, time to first token for a
-# 200-token prompt, and whether greedy output repeats exactly; for the model as Marquee serves
-# it (Q4_1 tensors converted to Q8_0 at load) and as stored (Q4_1).
+# 200-token prompt, two generations at once, and whether greedy output repeats exactly; for
+# Marquee's decoder (crates/models/src/llama.rs) and candle's quantized_llama on the same file.
 #
 #   bench/generation.sh            # uses $MARQUEE_MODELS_DIR or the default models directory
 set -euo pipefail

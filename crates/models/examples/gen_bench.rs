@@ -49,6 +49,7 @@ struct Figures {
     prompt_tokens: usize,
     deterministic: bool,
     text: String,
+    concurrent_tok_s: f64,
 }
 
 fn measure(path: &Path, decoder: Decoder) -> Figures {
@@ -87,6 +88,18 @@ fn measure(path: &Path, decoder: Decoder) -> Figures {
         texts.push(g.text);
     }
     rates.sort_by(f64::total_cmp);
+    // Two generations at once (the server runs up to two per model by default): tokens of
+    // both over the wall time.
+    let started = Instant::now();
+    let tokens: usize = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| model.generate(&prompt, &greedy(128), |_| true).unwrap()))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap().completion_tokens)
+            .sum()
+    });
+    let concurrent_tok_s = tokens as f64 / started.elapsed().as_secs_f64();
     // Time to first token for a prompt of 200 tokens.
     let mut filler = String::new();
     let mut long = ask(filler.clone());
@@ -116,6 +129,7 @@ fn measure(path: &Path, decoder: Decoder) -> Figures {
         prompt_tokens: long.len(),
         deterministic: texts.windows(2).all(|w| w[0] == w[1]),
         text: texts.swap_remove(0),
+        concurrent_tok_s,
     }
 }
 
@@ -151,6 +165,7 @@ fn main() {
             "ttft_s": f.ttft_200,
             "ttft_prompt_tokens": f.prompt_tokens,
             "greedy_deterministic": f.deterministic,
+            "two_at_once_tokens_per_s": f.concurrent_tok_s,
         }));
     }
     // Greedy texts of the two decoders: 8-bit activations round differently, so a long text
@@ -173,17 +188,18 @@ fn main() {
     }
     println!("memory read bandwidth: {bw:.1} GB/s (2 threads, 1 GiB, best of 5)");
     println!(
-        "| variant | weights read per token | decode tok/s | bound tok/s | of bound | TTFT (200-token prompt) | greedy repeats |"
+        "| variant | weights read per token | decode tok/s | bound tok/s | of bound | two generations at once, tok/s in all | TTFT (200-token prompt) | greedy repeats |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in out["runs"].as_array().unwrap() {
         println!(
-            "| {} | {:.1} MB | {:.1} | {:.1} | {:.0} % | {:.2} s ({} tokens) | {} |",
+            "| {} | {:.1} MB | {:.1} | {:.1} | {:.0} % | {:.1} | {:.2} s ({} tokens) | {} |",
             r["variant"].as_str().unwrap(),
             r["weight_mb"].as_f64().unwrap(),
             r["decode_tokens_per_s"].as_f64().unwrap(),
             r["bound_tokens_per_s"].as_f64().unwrap(),
             100.0 * r["fraction_of_bound"].as_f64().unwrap(),
+            r["two_at_once_tokens_per_s"].as_f64().unwrap(),
             r["ttft_s"].as_f64().unwrap(),
             r["ttft_prompt_tokens"],
             r["greedy_deterministic"],

@@ -36,6 +36,8 @@ const QK: usize = 32;
 const GROUP: usize = 4;
 /// Prompt tokens processed together (each chunk reads every weight once).
 const CHUNK: usize = 32;
+/// Phases of a layer that threads claim work in: Q/K/V, attention, output, gate/up, down.
+const PHASES_PER_LAYER: usize = 5;
 
 /// Why a model cannot take this path (the caller falls back to candle's).
 #[derive(Debug)]
@@ -134,7 +136,10 @@ fn quantize_block(src: &[f32], dst: &mut [i8]) -> f32 {
     let d = amax / 127.0;
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
     for (q, &x) in dst.iter_mut().zip(src) {
-        *q = (x * id).round() as i8;
+        // Rounds half away from zero, like `f32::round`, without a libm call (the baseline
+        // x86-64 target has no rounding instruction), so that the loop vectorizes.
+        let v = x * id;
+        *q = (v + 0.5f32.copysign(v)) as i8;
     }
     d
 }
@@ -165,10 +170,12 @@ impl QActs {
             let row = &src[t * stride..t * stride + cols];
             for b in 0..self.blocks {
                 let at = t * self.blocks + b;
-                self.scales[at] = quantize_block(
+                let d = quantize_block(
                     &row[b * QK..(b + 1) * QK],
                     &mut self.qs[at * QK..(at + 1) * QK],
                 );
+                // The scale as ggml keeps it (f16), so that products match its Q8_0 ones.
+                self.scales[at] = f16::from_f32(d).to_f32();
             }
         }
     }
@@ -416,7 +423,11 @@ pub struct Llama {
     layers: Vec<Layer>,
     inv_freq: Vec<f32>,
     kernel: Kernel,
+    /// Threads of a pass when it runs alone (one per core).
     threads: usize,
+    /// Passes running now: concurrent generations share the cores instead of each spinning
+    /// a full team on them.
+    running: AtomicUsize,
 }
 
 /// One generation's key/value cache, written in place.
@@ -484,7 +495,7 @@ impl Llama {
             return unsupported(format!("hidden size {hidden}"));
         }
         let head_dim = hidden / heads;
-        if rope_dim != head_dim || head_dim % 2 != 0 {
+        if rope_dim != head_dim || head_dim % GROUP != 0 {
             return unsupported(format!(
                 "rotary dimension {rope_dim}, head dimension {head_dim}"
             ));
@@ -591,6 +602,7 @@ impl Llama {
             inv_freq,
             kernel: Kernel::detect(),
             threads,
+            running: AtomicUsize::new(0),
         })
     }
 
@@ -667,10 +679,18 @@ impl Llama {
         let logit_ptr = SharedPtr(padded.as_mut_ptr());
         let padded_len = padded.len();
         let start = cache.len;
-        let threads = self.threads.max(1);
+        let running = self.running.fetch_add(1, Ordering::AcqRel) + 1;
+        let threads = (self.threads / running).max(1);
         let barrier = SpinBarrier::new(threads);
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (c.head_dim as f32).sqrt();
+
+        // One work counter per phase of the pass: threads claim pieces of a phase from it, so
+        // a thread that is ahead takes more and nobody idles at the barrier (static halves
+        // left a fifth of the time spinning).
+        let phases = tokens.len().div_ceil(CHUNK) * (c.layers * PHASES_PER_LAYER + 1);
+        let counters: Vec<AtomicUsize> = (0..phases).map(|_| AtomicUsize::new(0)).collect();
+        let head_groups = c.head_dim / GROUP;
 
         let work = |tid: usize| {
             let mut acts = QActs::with_capacity(chunk, c.hidden.max(c.ffn).max(q_dim));
@@ -678,10 +698,23 @@ impl Llama {
             let mut scores = vec![0f32; start + tokens.len()];
             let mut cos = vec![0f32; chunk * c.head_dim / 2];
             let mut sin = vec![0f32; chunk * c.head_dim / 2];
-            let product = |w: &QMatrix, acts: &QActs, out: SharedPtr, stride, accumulate| {
-                let groups = share(w.groups(), tid, threads);
-                // SAFETY: `out` has `acts.n` rows of `stride` ≥ `w.rows` floats, and the
-                // groups of this thread's share are written by no other thread in this phase.
+            // The pieces of phase `phase` this thread claims, `step` units at a time.
+            let claims = |phase: usize, total: usize, step: usize| {
+                let counter = &counters[phase];
+                std::iter::from_fn(move || {
+                    let at = counter.fetch_add(step, Ordering::Relaxed);
+                    (at < total).then(|| at..(at + step).min(total))
+                })
+            };
+            let step_for = |total: usize| (total / (threads * 8)).max(8);
+            let product = |w: &QMatrix,
+                           acts: &QActs,
+                           groups: Range<usize>,
+                           out: SharedPtr,
+                           stride,
+                           accumulate| {
+                // SAFETY: `out` has `acts.n` rows of `stride` ≥ `w.rows` floats, and these
+                // groups were claimed by this thread alone for this phase.
                 unsafe {
                     gemm(
                         self.kernel,
@@ -713,57 +746,57 @@ impl Llama {
                     }
                 }
                 barrier.wait();
+                let chunk_phases = ci * (c.layers * PHASES_PER_LAYER + 1);
                 for (l, layer) in self.layers.iter().enumerate() {
-                    // Attention: norm, Q/K/V.
+                    let phase = chunk_phases + l * PHASES_PER_LAYER;
+                    // Attention: norm; Q, K, V one head at a time, each head finished by the
+                    // thread that computed it (rotary embedding; keys and values into the cache).
                     // SAFETY: `x` is only read in this phase.
                     let xr = unsafe { xs.slice(0, n * c.hidden) };
                     rms_norm_rows(xr, &layer.attn_norm, c.rms_eps, &mut normed[..n * c.hidden]);
                     acts.fill(&normed, n, c.hidden, c.hidden);
-                    product(&layer.qkv, &acts, qkvs, qkv_dim, false);
-                    barrier.wait();
-                    // Rotary embedding of queries; of keys, stored with the values.
-                    let units = n * (c.heads + c.kv_heads);
-                    for u in share(units, tid, threads) {
-                        let (t, head) = (u / (c.heads + c.kv_heads), u % (c.heads + c.kv_heads));
-                        let (cs, sn) = (
-                            &cos[t * c.head_dim / 2..(t + 1) * c.head_dim / 2],
-                            &sin[t * c.head_dim / 2..(t + 1) * c.head_dim / 2],
-                        );
-                        if head < c.heads {
-                            // SAFETY: this query head of this token is this thread's unit.
-                            let q = unsafe {
-                                qkvs.slice_mut(t * qkv_dim + head * c.head_dim, c.head_dim)
-                            };
-                            rope_interleaved(q, cs, sn);
-                        } else {
-                            let kh = head - c.heads;
+                    for heads in claims(phase, c.heads + 2 * c.kv_heads, 1) {
+                        let head = heads.start;
+                        let groups = head * head_groups..(head + 1) * head_groups;
+                        product(&layer.qkv, &acts, groups, qkvs, qkv_dim, false);
+                        for t in 0..n {
+                            let (cs, sn) = (
+                                &cos[t * c.head_dim / 2..(t + 1) * c.head_dim / 2],
+                                &sin[t * c.head_dim / 2..(t + 1) * c.head_dim / 2],
+                            );
                             let p = pos0 + t;
-                            // SAFETY: this key/value head of this token is this thread's unit;
-                            // position `p` < capacity (checked above).
-                            let (k, v, kd, vd) = unsafe {
-                                (
-                                    qkvs.slice(t * qkv_dim + q_dim + kh * c.head_dim, c.head_dim),
-                                    qkvs.slice(
-                                        t * qkv_dim + q_dim + kv_dim + kh * c.head_dim,
-                                        c.head_dim,
-                                    ),
-                                    ks[l].slice_mut(p * kv_dim + kh * c.head_dim, c.head_dim),
-                                    vs[l].slice_mut(p * kv_dim + kh * c.head_dim, c.head_dim),
-                                )
-                            };
-                            kd.copy_from_slice(k);
-                            rope_interleaved(kd, cs, sn);
-                            vd.copy_from_slice(v);
+                            // SAFETY: this head's rows of this token were claimed by this thread;
+                            // position `p` < capacity (checked above), and each cache slot is
+                            // written by the one thread that claimed its head.
+                            unsafe {
+                                let row =
+                                    qkvs.slice_mut(t * qkv_dim + head * c.head_dim, c.head_dim);
+                                if head < c.heads {
+                                    rope_interleaved(row, cs, sn);
+                                } else if head < c.heads + c.kv_heads {
+                                    let kh = head - c.heads;
+                                    let kd =
+                                        ks[l].slice_mut(p * kv_dim + kh * c.head_dim, c.head_dim);
+                                    kd.copy_from_slice(row);
+                                    rope_interleaved(kd, cs, sn);
+                                } else {
+                                    let vh = head - c.heads - c.kv_heads;
+                                    vs[l]
+                                        .slice_mut(p * kv_dim + vh * c.head_dim, c.head_dim)
+                                        .copy_from_slice(row);
+                                }
+                            }
                         }
                     }
                     barrier.wait();
                     // Attention of each query head over the positions up to its own.
-                    for u in share(n * c.heads, tid, threads) {
+                    for units in claims(phase + 1, n * c.heads, 1) {
+                        let u = units.start;
                         let (t, head) = (u / c.heads, u % c.heads);
                         let p = pos0 + t;
                         let kh = head / group;
                         // SAFETY: queries and the cache up to `p` are only read in this phase;
-                        // this head's output of this token is this thread's unit.
+                        // this head's output of this token was claimed by this thread.
                         let (q, kc, vc, o) = unsafe {
                             (
                                 qkvs.slice(t * qkv_dim + head * c.head_dim, c.head_dim),
@@ -772,62 +805,55 @@ impl Llama {
                                 atts.slice_mut(t * q_dim + head * c.head_dim, c.head_dim),
                             )
                         };
-                        let s = &mut scores[..p + 1];
-                        let mut max = f32::NEG_INFINITY;
-                        for (j, s) in s.iter_mut().enumerate() {
-                            let kj = &kc[j * kv_dim + kh * c.head_dim..][..c.head_dim];
-                            *s = dot(q, kj) * scale;
-                            max = max.max(*s);
-                        }
-                        let mut sum = 0.0;
-                        for s in s.iter_mut() {
-                            *s = (*s - max).exp();
-                            sum += *s;
-                        }
-                        o.fill(0.0);
-                        for (j, &s) in s.iter().enumerate() {
-                            let vj = &vc[j * kv_dim + kh * c.head_dim..][..c.head_dim];
-                            axpy(s / sum, vj, o);
-                        }
+                        attend(
+                            q,
+                            kc,
+                            vc,
+                            kh * c.head_dim,
+                            kv_dim,
+                            scale,
+                            &mut scores[..p + 1],
+                            o,
+                        );
                     }
                     barrier.wait();
                     // Output projection, added to the residual.
                     // SAFETY: `att` is only read in this phase.
                     let ar = unsafe { atts.slice(0, n * q_dim) };
                     acts.fill(ar, n, q_dim, q_dim);
-                    product(&layer.wo, &acts, xs, c.hidden, true);
+                    let total = layer.wo.groups();
+                    for groups in claims(phase + 2, total, step_for(total)) {
+                        product(&layer.wo, &acts, groups, xs, c.hidden, true);
+                    }
                     barrier.wait();
-                    // Feed-forward: norm, gate and up, gated activation, down.
+                    // Feed-forward: norm; gate and up in pairs of groups, gated by the thread
+                    // that computed the pair; down, added to the residual.
                     // SAFETY: `x` is only read in this phase.
                     let xr = unsafe { xs.slice(0, n * c.hidden) };
                     rms_norm_rows(xr, &layer.ffn_norm, c.rms_eps, &mut normed[..n * c.hidden]);
                     acts.fill(&normed, n, c.hidden, c.hidden);
-                    let pairs = share(layer.gate_up.groups() / 2, tid, threads);
-                    // SAFETY: as in `product`; the pairs of groups are this thread's.
-                    unsafe {
-                        gemm(
-                            self.kernel,
+                    let total = layer.gate_up.groups() / 2;
+                    for pairs in claims(phase + 3, total, step_for(total)) {
+                        product(
                             &layer.gate_up,
                             &acts,
                             2 * pairs.start..2 * pairs.end,
-                            Out {
-                                ptr: gus,
-                                stride: 2 * c.ffn,
-                                accumulate: false,
-                            },
-                        )
-                    };
-                    for t in 0..n {
-                        for j in pairs.clone() {
-                            // SAFETY: rows of this thread's pairs, this token.
-                            let (g, o) = unsafe {
-                                (
-                                    gus.slice(t * 2 * c.ffn + 2 * j * GROUP, 2 * GROUP),
-                                    hs.slice_mut(t * c.ffn + j * GROUP, GROUP),
-                                )
-                            };
-                            for i in 0..GROUP {
-                                o[i] = silu(g[i]) * g[GROUP + i];
+                            gus,
+                            2 * c.ffn,
+                            false,
+                        );
+                        for t in 0..n {
+                            for j in pairs.clone() {
+                                // SAFETY: rows of the pairs this thread claimed, this token.
+                                let (g, o) = unsafe {
+                                    (
+                                        gus.slice(t * 2 * c.ffn + 2 * j * GROUP, 2 * GROUP),
+                                        hs.slice_mut(t * c.ffn + j * GROUP, GROUP),
+                                    )
+                                };
+                                for i in 0..GROUP {
+                                    o[i] = silu(g[i]) * g[GROUP + i];
+                                }
                             }
                         }
                     }
@@ -835,7 +861,10 @@ impl Llama {
                     // SAFETY: `h` is only read in this phase.
                     let hr = unsafe { hs.slice(0, n * c.ffn) };
                     acts.fill(hr, n, c.ffn, c.ffn);
-                    product(&layer.down, &acts, xs, c.hidden, true);
+                    let total = layer.down.groups();
+                    for groups in claims(phase + 4, total, step_for(total)) {
+                        product(&layer.down, &acts, groups, xs, c.hidden, true);
+                    }
                     barrier.wait();
                 }
                 if ci * CHUNK + n == tokens.len() {
@@ -844,7 +873,11 @@ impl Llama {
                     let last = unsafe { xs.slice((n - 1) * c.hidden, c.hidden) };
                     rms_norm_rows(last, &self.norm, c.rms_eps, &mut normed[..c.hidden]);
                     acts.fill(&normed, 1, c.hidden, c.hidden);
-                    product(out_w, &acts, logit_ptr, padded_len, false);
+                    let total = out_w.groups();
+                    let phase = chunk_phases + c.layers * PHASES_PER_LAYER;
+                    for groups in claims(phase, total, step_for(total)) {
+                        product(out_w, &acts, groups, logit_ptr, padded_len, false);
+                    }
                 }
                 barrier.wait();
             }
@@ -856,8 +889,39 @@ impl Llama {
             }
             work(0);
         });
+        self.running.fetch_sub(1, Ordering::AcqRel);
         cache.len += tokens.len();
         logits.copy_from_slice(&padded[..c.vocab]);
+    }
+}
+
+/// One query head's attention over the cached positions `0..scores.len()`: keys and values of
+/// its key/value head start at `offset` in rows of `stride`; the result goes to `out`.
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    offset: usize,
+    stride: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let d = q.len();
+    let mut max = f32::NEG_INFINITY;
+    for (j, s) in scores.iter_mut().enumerate() {
+        *s = dot(q, &keys[j * stride + offset..][..d]) * scale;
+        max = max.max(*s);
+    }
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (j, &s) in scores.iter().enumerate() {
+        axpy(s / sum, &values[j * stride + offset..][..d], out);
     }
 }
 
