@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Embeddings against the reference implementation, one run, same texts, same thread count:
 #   sentence-transformers on PyTorch (CPU; PyPI wheels, in bench/.venv-embed) vs Marquee's
-#   candle embedder (`marquee_models::embed`, through the `embed_bench` example), both on
+#   embedder (`marquee_models::embed` on its own encoder, through the `embed_bench` example), both on
 #   all-MiniLM-L6-v2 (the same safetensors file, sha256 checked), on 100 TMDB catalogue texts
 #   (`Title. Overview`, picked by bench/embeddings_texts.py from the shared data, read in place).
 # Prints min/mean cosine between the two sides' vectors (goal ≥ 0.999) and throughput (texts/s)
@@ -50,7 +50,7 @@ fi
 "$VENV/bin/python" bench/embeddings_texts.py "$DATA/tmdb-5000-movies/tmdb_5000_movies.csv" "$WORK/texts.txt" 100
 
 machine="$CORES-core $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), threads a side: $THREADS"
-# Same thread count on both sides: rayon (candle, tokenizers) and torch's intra-op pool.
+# Same thread count on both sides: rayon (Marquee's encoder, tokenizers) and torch's intra-op pool.
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 echo "== both sides, $THREADS threads each, passes alternating" >&2
 load_start=$(cut -d' ' -f1 /proc/loadavg)

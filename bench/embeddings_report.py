@@ -31,7 +31,7 @@ def main():
     w(f"all-MiniLM-L6-v2 on {len(cos)} TMDB catalogue texts (`Title. Overview`; {a['tokens_total']} "
       f"tokens, {a['tokens_total'] / len(cos):.0f} a text on average, longest {a['tokens_max']}); "
       f"{datetime.date.today().isoformat()}; {machine}.")
-    w(f"Reference: {r['side']}, CPU, `torch.set_num_threads({r['threads']})`; Marquee: candle, "
+    w(f"Reference: {r['side']}, CPU, `torch.set_num_threads({r['threads']})`; Marquee: {a['side']}, "
       f"`RAYON_NUM_THREADS={a['threads']}`. Passes of the two sides alternate.")
     w("")
     w(f"Cosine Marquee vs reference: min {min(cos):.7f} (text {worst}; 1 − cos = {1 - min(cos):.1e}), "

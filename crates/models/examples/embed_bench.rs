@@ -24,14 +24,14 @@
 //! `--serve`, after the summary line it reads one mode per line on stdin and answers each with the
 //! seconds of one pass, so the bench script can alternate passes with the reference's (both sides
 //! then see the same load on a shared machine).
-//! Threads: candle and the tokenizer use rayon's pool, sized by `RAYON_NUM_THREADS` (default: all
+//! Threads: the encoder and the tokenizer use rayon's pool, sized by `RAYON_NUM_THREADS` (default: all
 //! cores).
 use std::io::BufRead;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use marquee_models::embed::{Embedder, Overflow};
+use marquee_models::embed::{Embedder, Encoder, Overflow};
 use serde_json::json;
 
 /// Most padding a length group may carry: padded tokens ≤ SLACK × real tokens.
@@ -171,7 +171,10 @@ fn main() {
         tokens: all.tokens.clone(),
     };
     let mut summary = json!({
-        "side": "marquee (candle)",
+        "side": match embedder.encoder() {
+            Encoder::Marquee => "Marquee's encoder (crates/models/src/bert.rs)",
+            Encoder::Candle => "candle's bert",
+        },
         "texts": texts.len(),
         "tokens_total": all.tokens.iter().sum::<usize>(),
         "tokens_max": all.tokens.iter().max(),

@@ -13,7 +13,22 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::Tokenizer;
 
+use crate::bert::{self, BertEncoder};
 use crate::runtime::ModelError;
+
+/// Which encoder runs a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoder {
+    /// Marquee's own ([`crate::bert`]) where it covers the model, candle's otherwise.
+    Marquee,
+    /// candle's `bert` (the reference; tests and the benchmark compare both).
+    Candle,
+}
+
+enum Engine {
+    Lean(BertEncoder),
+    Candle(BertModel),
+}
 
 /// How many texts one forward pass takes at most.
 const SUB_BATCH: usize = 32;
@@ -47,7 +62,7 @@ fn sub_batches(order: &[usize], len: impl Fn(usize) -> usize) -> Vec<&[usize]> {
 
 /// A loaded embedding model.
 pub struct Embedder {
-    model: BertModel,
+    engine: Engine,
     tokenizer: Tokenizer,
     /// Tokens per text the model was trained for, special tokens included.
     max_tokens: usize,
@@ -75,6 +90,11 @@ pub enum Overflow {
 impl Embedder {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path, max_tokens: usize) -> Result<Self, ModelError> {
+        Self::load_with(dir, max_tokens, Encoder::Marquee)
+    }
+
+    /// [`Embedder::load`] with the encoder chosen.
+    pub fn load_with(dir: &Path, max_tokens: usize, encoder: Encoder) -> Result<Self, ModelError> {
         let load_err = |what: &str, e: &dyn std::fmt::Display| {
             ModelError::Load(format!("{}: {what}: {e}", dir.display()))
         };
@@ -95,18 +115,43 @@ impl Embedder {
             .map_err(|e| load_err("tokenizer.json", &e))?;
         let device = Device::Cpu;
         let weights = dir.join("model.safetensors");
-        // SAFETY: the file is memory-mapped read-only; the models directory is Marquee's own and
-        // files are replaced by rename, never rewritten in place.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
-            .map_err(|e| load_err("model.safetensors", &e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| load_err("model", &e))?;
+        let lean = match encoder {
+            Encoder::Marquee => match BertEncoder::load(&weights, &hidden) {
+                Ok(model) => Some(model),
+                Err(bert::LoadError::Unsupported(why)) => {
+                    tracing::info!(model = %dir.display(), %why, "embeddings run on candle's encoder");
+                    None
+                }
+                Err(e) => return Err(load_err("model.safetensors", &e)),
+            },
+            Encoder::Candle => None,
+        };
+        let engine = match lean {
+            Some(model) => Engine::Lean(model),
+            None => {
+                // SAFETY: the file is memory-mapped read-only; the models directory is
+                // Marquee's own and files are replaced by rename, never rewritten in place.
+                let vb =
+                    unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
+                        .map_err(|e| load_err("model.safetensors", &e))?;
+                Engine::Candle(BertModel::load(vb, &config).map_err(|e| load_err("model", &e))?)
+            }
+        };
         Ok(Embedder {
-            model,
+            engine,
             tokenizer,
             max_tokens: max_tokens.min(max_positions),
             dimensions,
             device,
         })
+    }
+
+    /// Which encoder runs this model.
+    pub fn encoder(&self) -> Encoder {
+        match self.engine {
+            Engine::Lean(_) => Encoder::Marquee,
+            Engine::Candle(_) => Encoder::Candle,
+        }
     }
 
     pub fn dimensions(&self) -> usize {
@@ -169,6 +214,17 @@ impl Embedder {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let mut vectors = vec![Vec::new(); ids.len()];
+        if let Engine::Lean(model) = &self.engine {
+            // No padding on this path: any texts go together.
+            for chunk in order.chunks(SUB_BATCH) {
+                let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+                let pooled = model.embed(&batch).map_err(ModelError::Inference)?;
+                for (&i, v) in chunk.iter().zip(pooled) {
+                    vectors[i] = v;
+                }
+            }
+            return Ok(Embeddings { vectors, tokens });
+        }
         for chunk in sub_batches(&order, |i| ids[i].len()) {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
             let pooled = self.forward(&batch)?;
@@ -179,9 +235,13 @@ impl Embedder {
         Ok(Embeddings { vectors, tokens })
     }
 
-    /// One padded forward pass; mean pooling over real tokens; L2 normalisation.
+    /// One padded forward pass of candle's encoder; mean pooling over real tokens; L2
+    /// normalisation.
     fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, ModelError> {
         let inference = |e: candle_core::Error| ModelError::Inference(e.to_string());
+        let Engine::Candle(model) = &self.engine else {
+            return Err(ModelError::Inference("not candle's encoder".into()));
+        };
         let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
         let n = batch.len();
         let mut input = vec![0u32; n * len];
@@ -193,8 +253,7 @@ impl Embedder {
         let input = Tensor::from_vec(input, (n, len), &self.device).map_err(inference)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device).map_err(inference)?;
         let types = input.zeros_like().map_err(inference)?;
-        let hidden = self
-            .model
+        let hidden = model
             .forward(&input, &types, Some(&mask))
             .map_err(inference)?; // [n, len, d]
         let mask_f = mask

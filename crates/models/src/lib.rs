@@ -6,7 +6,8 @@
 //!
 //! - [`manifest`]: which models Marquee knows, where their weights come from, their checksums.
 //! - [`pull`]: fetches and verifies them into the models directory.
-//! - [`embed`]: sentence embeddings (BERT, mean pooling, L2-normalised).
+//! - [`embed`]: sentence embeddings (BERT, mean pooling, L2-normalised); [`bert`]: the encoder
+//!   that runs them (candle's `bert` where it does not cover a model).
 //! - [`chat`]: text generation with quantized LLaMA-family GGUF models; [`llama`]: the decoder
 //!   that runs them (candle's `quantized_llama` where it does not cover a model).
 //! - [`speech`], [`transcription`], [`vision`]: speech synthesis, speech recognition and image
@@ -14,6 +15,7 @@
 //!   `marquee-vision`).
 //! - [`runtime`]: the loaded models, each behind a bounded queue with a concurrency limit.
 
+pub mod bert;
 pub mod chat;
 pub mod embed;
 pub mod llama;

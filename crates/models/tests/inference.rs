@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use marquee_models::chat::{
     ChatModel, ChatTemplate, Decoder, FinishReason, GenerationParams, Message,
 };
-use marquee_models::embed::{Embedder, Overflow};
+use marquee_models::embed::{Embedder, Encoder, Overflow};
 use marquee_models::llama::Llama;
 use marquee_models::runtime::ModelError;
 
@@ -29,6 +29,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn embeddings_are_unit_vectors_that_rank_meaning() {
     let e = Embedder::load(&models_dir().join("all-minilm-l6-v2"), 256).unwrap();
+    assert_eq!(e.encoder(), Encoder::Marquee);
     assert_eq!(e.dimensions(), 384);
     let texts = [
         "A cat sits on the mat.",
@@ -47,10 +48,45 @@ fn embeddings_are_unit_vectors_that_rank_meaning() {
     // [CLS] a cat sits on the mat . [SEP]
     assert_eq!(out.tokens[0], 9);
 
-    // Batching (sorted, padded) gives the same vectors as one at a time.
+    // Batching gives the same vectors as one at a time.
     for (i, t) in texts.iter().enumerate() {
         let single = e.embed(&[t], Overflow::Reject).unwrap();
         assert!(dot(&single.vectors[0], &out.vectors[i]) > 0.99999);
+    }
+}
+
+/// Marquee's encoder (`bert.rs`, no padding, own GELU/softmax) computes what candle's `bert`
+/// computes (which matched sentence-transformers to 1 − 10⁻¹² in `bench/embeddings.sh`), for
+/// texts of very different lengths in one call, a 256-token one included.
+#[test]
+fn marquees_encoder_agrees_with_candles_reference() {
+    let dir = models_dir().join("all-minilm-l6-v2");
+    let ours = Embedder::load_with(&dir, 256, Encoder::Marquee).unwrap();
+    let reference = Embedder::load_with(&dir, 256, Encoder::Candle).unwrap();
+    assert_eq!(reference.encoder(), Encoder::Candle);
+    let long =
+        "The crew of a deep-space freighter wakes early to answer a distress call. ".repeat(30);
+    let texts = [
+        "WALL·E",
+        "A robot left alone on Earth falls in love.",
+        "Toy Story (1995). A cowboy doll is profoundly threatened and jealous when a new \
+         spaceman figure supplants him as top toy in a boy's room.",
+        long.as_str(),
+        "Naïve café owners — 東京 — meet at dawn!",
+    ];
+    let a = ours.embed(&texts, Overflow::Truncate).unwrap();
+    let b = reference.embed(&texts, Overflow::Truncate).unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.tokens[3], 256);
+    for (i, (x, y)) in a.vectors.iter().zip(&b.vectors).enumerate() {
+        let cos = dot(x, y);
+        assert!(cos > 0.99999, "text {i}: cosine {cos}");
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "text {i}: largest difference {worst}");
     }
 }
 
