@@ -3,7 +3,7 @@
 //! The GGUF file carries everything: the quantized weights, the tokenizer (vocabulary and
 //! merges) and the special tokens, so a model is one file. Weights are shared between
 //! concurrent generations; each generation owns its key/value cache. The decoder is Marquee's
-//! own ([`crate::llama`], about twice candle's speed on the default model) wherever it covers
+//! own ([`crate::llama`], 2.5× candle's decode speed on the default model) wherever it covers
 //! the model, candle's `quantized_llama` otherwise.
 //!
 //! Decoding is incremental: after each token the text decoded so far is compared with what was
