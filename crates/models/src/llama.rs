@@ -13,8 +13,9 @@
 //!   holds), **four rows interleaved**, so each block of the activation is loaded once for four
 //!   rows and the four scales convert in one instruction (AVX2 + F16C; a portable kernel
 //!   otherwise); the activation is quantized to 8 bits per block of 32, as ggml does;
-//! - a forward pass runs on a team of threads (one per core) that split every product by rows
-//!   and meet at a spin barrier between phases — six per layer — instead of a pool per op;
+//! - a forward pass runs on a team of threads (one per core; concurrent passes share the cores)
+//!   that claim pieces of each phase (rows of a product, heads of attention) from a counter and
+//!   meet at a spin barrier between phases — five per layer — instead of a pool per op;
 //! - the key/value cache is written in place, preallocated for the generation's length;
 //! - a prompt is processed in chunks of tokens, each chunk reading every weight once (the
 //!   kernel runs its four rows against every token of the chunk while they sit in L1).
