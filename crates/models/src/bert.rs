@@ -22,27 +22,7 @@ use candle_core::{Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Why a model cannot take this path (the caller falls back to candle's).
-#[derive(Debug)]
-pub enum LoadError {
-    Unsupported(String),
-    Candle(candle_core::Error),
-}
-
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadError::Unsupported(why) => write!(f, "not supported by the lean encoder: {why}"),
-            LoadError::Candle(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<candle_core::Error> for LoadError {
-    fn from(e: candle_core::Error) -> Self {
-        LoadError::Candle(e)
-    }
-}
+pub use crate::EngineLoadError as LoadError;
 
 /// A dense layer: `y = x · Wᵀ + b`.
 struct Dense {

@@ -27,3 +27,30 @@ pub mod transcription;
 pub mod vision;
 
 pub use runtime::{ModelError, Runtime};
+
+/// Why a model cannot run on one of Marquee's own engines ([`llama`], [`bert`]); the caller
+/// then falls back to candle's implementation of it.
+#[derive(Debug)]
+pub enum EngineLoadError {
+    /// The model has something the engine does not cover (said in words).
+    Unsupported(String),
+    /// Reading the weights failed.
+    Candle(candle_core::Error),
+}
+
+impl std::fmt::Display for EngineLoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineLoadError::Unsupported(why) => {
+                write!(f, "not covered by Marquee's engine: {why}")
+            }
+            EngineLoadError::Candle(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<candle_core::Error> for EngineLoadError {
+    fn from(e: candle_core::Error) -> Self {
+        EngineLoadError::Candle(e)
+    }
+}

@@ -40,27 +40,7 @@ const CHUNK: usize = 32;
 /// Phases of a layer that threads claim work in: Q/K/V, attention, output, gate/up, down.
 const PHASES_PER_LAYER: usize = 5;
 
-/// Why a model cannot take this path (the caller falls back to candle's).
-#[derive(Debug)]
-pub enum LoadError {
-    Unsupported(String),
-    Candle(candle_core::Error),
-}
-
-impl std::fmt::Display for LoadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LoadError::Unsupported(why) => write!(f, "not supported by the lean decoder: {why}"),
-            LoadError::Candle(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl From<candle_core::Error> for LoadError {
-    fn from(e: candle_core::Error) -> Self {
-        LoadError::Candle(e)
-    }
-}
+pub use crate::EngineLoadError as LoadError;
 
 /// A weight matrix in 8-bit blocks, rows interleaved by [`GROUP`].
 ///
