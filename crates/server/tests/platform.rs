@@ -1411,6 +1411,9 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
 
     // Recommendation requests are written behind: those answered before the first failed
     // write are served (and owed to the ledger); from that failure on, every request is refused.
+    // One request per commit interval (50 ms), so that how many are answered before the first
+    // write fails does not depend on how fast this machine serves them (back to back, a busy
+    // machine answered the whole budget first).
     let mut served = 0;
     let mut refused_at = None;
     for attempt in 0..40 {
@@ -1421,6 +1424,7 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
         if s == StatusCode::OK {
             assert!(refused_at.is_none(), "served after a refusal: {h:?}");
             served += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         assert_error(
