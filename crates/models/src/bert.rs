@@ -239,14 +239,12 @@ impl BertEncoder {
         for layer in &self.layers {
             dense(&layer.qkv, &x, &mut qkv, m, false);
             self.attention(texts, &starts, &qkv, &mut ctx);
-            // Output of attention, plus the residual, normalised.
-            let mut y = x.clone();
-            dense(&layer.attn_out, &ctx, &mut y, m, true);
-            y.par_chunks_mut(h)
+            // Output of attention added to its input (the residual, in place), normalised.
+            dense(&layer.attn_out, &ctx, &mut x, m, true);
+            x.par_chunks_mut(h)
                 .for_each(|row| layer_norm(row, &layer.attn_norm, self.eps));
-            dense(&layer.intermediate, &y, &mut inter, m, false);
+            dense(&layer.intermediate, &x, &mut inter, m, false);
             inter.par_chunks_mut(4096).for_each(gelu);
-            x.copy_from_slice(&y);
             dense(&layer.output, &inter, &mut x, m, true);
             x.par_chunks_mut(h)
                 .for_each(|row| layer_norm(row, &layer.out_norm, self.eps));
