@@ -482,14 +482,10 @@ impl ChatModel {
         match (&self.engine, state) {
             (Engine::Lean(model), State::Lean(cache)) => {
                 debug_assert_eq!(cache.len(), position);
-                let vocab = model.config().vocab;
-                if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-                    return Err(ModelError::Inference(format!(
-                        "token {bad} is outside the vocabulary"
-                    )));
-                }
-                let mut logits = vec![0f32; vocab];
-                model.forward(cache, tokens, &mut logits);
+                let mut logits = vec![0f32; model.config().vocab];
+                model
+                    .forward(cache, tokens, &mut logits)
+                    .map_err(ModelError::Inference)?;
                 Ok(logits)
             }
             (Engine::Candle(_), State::Candle(weights)) => {

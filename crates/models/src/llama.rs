@@ -620,14 +620,30 @@ impl Llama {
     }
 
     /// Runs `tokens` through the model after what `cache` holds, appends them to it and writes
-    /// the next-token logits of the last one into `logits` (`vocab` long).
-    ///
-    /// Panics if a token is outside the vocabulary or the cache has no room (callers check).
-    pub fn forward(&self, cache: &mut Cache, tokens: &[u32], logits: &mut [f32]) {
+    /// the next-token logits of the last one into `logits` (`vocab` long). Refuses, touching
+    /// nothing, no tokens, a token outside the vocabulary, or more tokens than the cache has
+    /// room for.
+    pub fn forward(
+        &self,
+        cache: &mut Cache,
+        tokens: &[u32],
+        logits: &mut [f32],
+    ) -> Result<(), String> {
         let c = &self.config;
-        assert!(!tokens.is_empty());
-        assert!(cache.len + tokens.len() <= cache.capacity, "cache full");
-        assert!(tokens.iter().all(|&t| (t as usize) < c.vocab));
+        if tokens.is_empty() {
+            return Err("no tokens".into());
+        }
+        if cache.len + tokens.len() > cache.capacity {
+            return Err(format!(
+                "{} tokens after {} do not fit a cache of {}",
+                tokens.len(),
+                cache.len,
+                cache.capacity
+            ));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
+            return Err(format!("token {bad} is outside the vocabulary"));
+        }
         assert_eq!(logits.len(), c.vocab);
         let chunk = tokens.len().min(CHUNK);
         let q_dim = c.heads * c.head_dim;
@@ -873,6 +889,7 @@ impl Llama {
         self.running.fetch_sub(1, Ordering::AcqRel);
         cache.len += tokens.len();
         logits.copy_from_slice(&padded[..c.vocab]);
+        Ok(())
     }
 }
 

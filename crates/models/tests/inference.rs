@@ -183,7 +183,7 @@ fn marquees_decoder_agrees_with_candles_reference() {
         let mut cache = model.new_cache(prompt.len());
         let mut logits = vec![0f32; vocab];
         for piece in pieces {
-            model.forward(&mut cache, piece, &mut logits);
+            model.forward(&mut cache, piece, &mut logits).unwrap();
         }
         assert_eq!(cache.len(), prompt.len());
         logits
@@ -193,6 +193,21 @@ fn marquees_decoder_agrees_with_candles_reference() {
     assert_eq!(run(&[&prompt[..33], &prompt[33..]]), whole);
     let singles: Vec<&[u32]> = prompt.chunks(1).collect();
     assert_eq!(run(&singles), whole);
+    // Refused, and the cache untouched: no tokens, more than it holds, outside the vocabulary.
+    let mut cache = model.new_cache(2);
+    let mut logits = vec![0f32; vocab];
+    assert!(model.forward(&mut cache, &[], &mut logits).is_err());
+    assert!(
+        model
+            .forward(&mut cache, &prompt[..3], &mut logits)
+            .is_err()
+    );
+    assert!(
+        model
+            .forward(&mut cache, &[vocab as u32], &mut logits)
+            .is_err()
+    );
+    assert!(cache.is_empty());
 }
 
 #[test]
