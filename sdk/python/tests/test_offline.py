@@ -1,25 +1,36 @@
 """What the SDK does without a server: the event-stream parser on a stream captured from
 Marquee, argument checks (nothing is sent), key hygiene, errors of unreachable or silent
-servers, and the retry timing rules."""
+servers, the retry rule (against a scripted local HTTP server), chunking of bulk uploads by
+size, and the installed package."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import socket
 import threading
 import time
 import unittest
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import _support  # noqa: F401  (puts the tree's package first on the path)
+import _support  # noqa: F401  (checks that the installed package is this tree's)
 import httpx
 
 import marquee
-from marquee._base import BACKOFF_MAX, backoff
+from marquee._base import (
+    BACKOFF_MAX,
+    DEFAULT_MAX_BATCH_BYTES,
+    Call,
+    backoff,
+    may_repeat,
+    retry_wait,
+)
 from marquee._exceptions import error_from_response, retry_after_seconds
 
 CAPTURED = (Path(__file__).parent / "fixtures" / "chat_stream.sse").read_bytes()
@@ -339,13 +350,17 @@ class TransportErrorsTest(unittest.TestCase):
         started = time.monotonic()
         with self.assertLogs("marquee", logging.INFO) as logs:
             with self.assertRaises(marquee.APIConnectionError) as caught:
-                client.chat("hi")  # not idempotent, but nothing was sent: retried
+                client.popular()
         self.assertNotIsInstance(caught.exception, marquee.APITimeoutError)
-        self.assertEqual(
-            len([r for r in logs.output if "Retrying POST /v1/chat/completions" in r]), 2
-        )
-        self.assertGreater(time.monotonic() - started, 2 * 0.375 * 0.9)
+        self.assertEqual(len([r for r in logs.output if "Retrying GET /v1/popular" in r]), 2)
+        self.assertGreater(time.monotonic() - started, (0.5 + 1.0) * 0.75 * 0.9)
         self.assertFalse(any(KEY in line for line in logs.output))
+        # A call that may not be repeated is not retried, even when the connection was refused.
+        with self.assertNoLogs("marquee", logging.INFO):
+            with self.assertRaises(marquee.APIConnectionError):
+                client.chat("hi")
+            with self.assertRaises(marquee.APIConnectionError):
+                client.train()
 
     def test_a_silent_server_times_out(self) -> None:
         # A listener that accepts connections and never answers.
@@ -442,6 +457,319 @@ class RetryRulesTest(unittest.TestCase):
         error = error_from_response(response, response.text)
         self.assertIsNone(error.code)
         self.assertIn("Bad gateway", error.message)
+
+
+# ---------------------------------------------------------------------------------------------
+# The retry rule, against a local HTTP server that answers from a script.
+
+Answer = tuple[int, dict[str, str], object]
+"""A scripted answer: status, headers, and a body (JSON unless bytes)."""
+
+
+class Scripted:
+    """A local HTTP server answering each request with the next scripted answer (200 ``{}``
+    once the script is used up), recording method, path, body size and arrival time."""
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers = list(answers)
+        self.requests: list[tuple[str, str, bytes, float]] = []
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                scripted.requests.append((self.command, self.path, body, time.time()))
+                status, headers, payload = (
+                    scripted.answers.pop(0) if scripted.answers else (200, {}, {})
+                )
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def paths(self) -> list[str]:
+        return [f"{method} {path.split('?')[0]}" for method, path, _, _ in self.requests]
+
+    def __enter__(self) -> Scripted:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def error(code: str, status: int = 429) -> dict[str, object]:
+    return {"error": {"code": code, "message": f"{code} (scripted)", "type": "t", "param": None}}
+
+
+FAST = {"retry-after-ms": "1"}
+"""Retry at once (the backoff is tested on its own)."""
+EMBEDDING = {"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [1.0]}]}
+
+
+class RetryRuleTest(unittest.TestCase):
+    """The rule shared with the TypeScript and Rust SDKs (README, "Retries")."""
+
+    def client(self, server: Scripted, **kwargs: Any) -> marquee.Client:
+        return marquee.Client(server.base_url, KEY, max_retries=3, **kwargs)
+
+    def test_502_503_504_and_429_are_retried_for_idempotent_calls(self) -> None:
+        answers: list[Answer] = [
+            (502, FAST, b"<html>Bad gateway</html>"),
+            (504, FAST, b""),
+            (503, FAST, error("overloaded", 503)),
+            (200, {}, [{"item_id": "heat"}]),
+        ]
+        with Scripted(answers) as server, self.client(server) as c:
+            self.assertEqual(c.popular(n=1), [{"item_id": "heat"}])
+            self.assertEqual(server.paths(), ["GET /v1/popular"] * 4)
+        for path, call in [
+            ("PUT /v1/items/heat", lambda c: c.put_item("heat", title="Heat")),
+            ("PATCH /v1/items/heat", lambda c: c.patch_item("heat", title="Heat")),
+            ("DELETE /v1/items/heat", lambda c: c.delete_item("heat")),
+            ("POST /v1/feedback", lambda c: c.add_feedback("ann", "heat")),
+            ("POST /v1/items", lambda c: c.upsert_items([{"id": "heat"}])),
+            ("POST /v1/users", lambda c: c.upsert_users([{"id": "ann"}])),
+            ("POST /v1/recommend/session", lambda c: c.session(["heat"])),
+            ("POST /v1/audio/speech", lambda c: c.speech("hello")),
+            ("POST /v1/images/classify", lambda c: c.classify_image(b"image")),
+            ("POST /v1/audio/transcriptions", lambda c: c.transcribe(b"audio")),
+        ]:
+            with Scripted([(502, FAST, b""), (504, FAST, b"")]) as server, self.client(server) as c:
+                call(c)
+                self.assertEqual(server.paths(), [path] * 3)
+
+    def test_embeddings_are_retried_on_429(self) -> None:
+        answers: list[Answer] = [(429, FAST, error("rate_limit_exceeded")), (200, {}, EMBEDDING)]
+        with Scripted(answers) as server, self.client(server) as c:
+            self.assertEqual(c.embed("hello")["data"][0]["embedding"], [1.0])
+            self.assertEqual(server.paths(), ["POST /v1/embeddings"] * 2)
+
+    def test_chat_training_and_other_posts_are_never_retried(self) -> None:
+        for status in (429, 502, 503, 504):
+            with Scripted([(status, FAST, error("busy", status))] * 3) as server:
+                with self.client(server) as c:
+                    with self.assertRaises(marquee.APIStatusError) as caught:
+                        c.chat("hi")
+                    self.assertEqual(caught.exception.status_code, status)
+                    with self.assertRaises(marquee.APIStatusError):
+                        c.chat("hi", stream=True)
+                    with self.assertRaises(marquee.APIStatusError):
+                        c.train()
+                self.assertEqual(
+                    server.paths(),
+                    ["POST /v1/chat/completions"] * 2 + ["POST /v1/models/train"],
+                )
+
+    def test_quota_and_budget_exceeded_are_not_retried(self) -> None:
+        for code in ("quota_exceeded", "budget_exceeded"):
+            answers: list[Answer] = [(429, {"retry-after": "1"}, error(code))]
+            with Scripted(answers) as server, self.client(server) as c:
+                started = time.monotonic()
+                with self.assertRaises(marquee.RateLimitError) as caught:
+                    c.popular()
+                self.assertEqual(caught.exception.code, code)
+                self.assertEqual(caught.exception.retry_after, 1.0)
+                self.assertLess(time.monotonic() - started, 0.9, "raised at once")
+                self.assertEqual(len(server.requests), 1)
+
+    def test_a_wait_over_max_retry_wait_is_raised_at_once(self) -> None:
+        answers: list[Answer] = [(503, {"retry-after": "5"}, error("busy", 503))]
+        with Scripted(answers) as server, self.client(server, max_retry_wait=2.0) as c:
+            with self.assertRaises(marquee.InternalServerError) as caught:
+                c.popular()
+            self.assertEqual(caught.exception.retry_after, 5.0)
+            self.assertEqual(len(server.requests), 1)
+        with Scripted(answers) as server, self.client(server) as c:
+            with self.assertRaises(marquee.InternalServerError):
+                c.with_options(max_retry_wait=1).popular()
+            self.assertEqual(len(server.requests), 1)
+
+    def test_retry_after_ms_wins_and_is_honoured(self) -> None:
+        answers: list[Answer] = [
+            (429, {"retry-after-ms": "300", "retry-after": "30"}, error("rate_limit_exceeded")),
+        ]
+        with Scripted(answers) as server, self.client(server) as c:
+            c.popular()
+            (_, _, _, first), (_, _, _, second) = server.requests
+            self.assertGreaterEqual(second - first, 0.3, "never earlier than asked")
+            self.assertLess(second - first, 0.3 + 0.03 + 1.0, "at most 10 % later (and slack)")
+
+    def test_an_http_date_retry_after_is_honoured(self) -> None:
+        at = time.time() + 1.5
+        date = email.utils.formatdate(at, usegmt=True)  # whole seconds: 0.5–1.5 s from now
+        answers: list[Answer] = [(503, {"retry-after": date}, error("busy", 503))]
+        with Scripted(answers) as server, self.client(server) as c:
+            c.get_item("heat")
+            (_, _, _, first), (_, _, _, second) = server.requests
+            asked = email.utils.parsedate_to_datetime(date).timestamp()
+            self.assertGreaterEqual(second, asked, "not before the date")
+            self.assertLess(second - first, 3.0)
+
+    def test_fractional_retry_after_seconds(self) -> None:
+        answers: list[Answer] = [(503, {"retry-after": "0.4"}, error("busy", 503))]
+        with Scripted(answers) as server, self.client(server) as c:
+            c.popular()
+            (_, _, _, first), (_, _, _, second) = server.requests
+            self.assertGreaterEqual(second - first, 0.4)
+
+    def test_other_errors_are_not_retried(self) -> None:
+        for status in (400, 401, 404, 409, 413, 422, 500):
+            answers: list[Answer] = [(status, FAST, error("no", status))]
+            with Scripted(answers) as server, self.client(server) as c:
+                with self.assertRaises(marquee.APIStatusError):
+                    c.popular()
+                self.assertEqual(len(server.requests), 1, status)
+
+    def test_the_async_client_follows_the_same_rule(self) -> None:
+        async def run(server: Scripted) -> None:
+            async with marquee.AsyncClient(server.base_url, KEY, max_retries=3) as c:
+                await c.embed("hello")
+                with self.assertRaises(marquee.RateLimitError):
+                    await c.chat("hi")
+                with self.assertRaises(marquee.RateLimitError):
+                    await c.popular()
+
+        answers: list[Answer] = [
+            (502, FAST, b""),
+            (429, FAST, error("rate_limit_exceeded")),
+            (200, {}, EMBEDDING),
+            (429, FAST, error("rate_limit_exceeded")),
+            (429, FAST, error("quota_exceeded")),
+        ]
+        with Scripted(answers) as server:
+            asyncio.run(run(server))
+            self.assertEqual(
+                server.paths(),
+                ["POST /v1/embeddings"] * 3 + ["POST /v1/chat/completions", "GET /v1/popular"],
+            )
+
+    def test_which_calls_may_be_repeated(self) -> None:
+        for method in ("GET", "HEAD", "PUT", "PATCH", "DELETE"):
+            self.assertTrue(may_repeat(Call(method, "/v1/anything")))
+        for path in (
+            "/v1/feedback",
+            "/v1/items",
+            "/v1/users",
+            "/v1/recommend/session",
+            "/v1/embeddings",
+            "/v1/audio/speech",
+            "/v1/audio/transcriptions",
+            "/v1/images/classify",
+        ):
+            self.assertTrue(may_repeat(Call("POST", path)), path)
+        for path in (
+            "/v1/chat/completions",
+            "/v1/models/train",
+            "/v1/admin/tenants/t/keys",
+            "/v1/keys/k/rotate",
+            "/v1/experiments",
+            "/v1/items/heat/copy",
+            "/v1/anything-new",
+        ):
+            self.assertFalse(may_repeat(Call("POST", path)), path)
+        self.assertFalse(may_repeat(Call("GET", "/v1/popular", idempotent=False)))
+
+    def test_the_wait_is_never_shorter_and_jitter_is_bounded(self) -> None:
+        for asked, most in [(0.0, 0.0), (1.0, 1.1), (2.0, 2.2), (10.0, 10.25), (60.0, 60.25)]:
+            waits = [retry_wait(asked) for _ in range(200)]
+            self.assertTrue(all(asked <= w <= most for w in waits), (asked, min(waits), max(waits)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Bulk uploads: chunks cut by count and by size
+
+
+class BulkSizeTest(unittest.TestCase):
+    def test_large_elements_are_sent_in_chunks_under_the_byte_limit(self) -> None:
+        big = "x" * (4 * 1024 * 1024)
+        items = [{"id": f"big-{i}", "description": big} for i in range(3)]
+        with Scripted([]) as server:
+            with marquee.Client(server.base_url, KEY) as c:
+                result = c.upsert_items(items)
+            # 4 + 4 MiB (and the rest of the JSON) is over 8 MiB: one element per request.
+            self.assertEqual(result["batches"], 3)
+            self.assertEqual(server.paths(), ["POST /v1/items"] * 3)
+            for i, (_, _, body, _) in enumerate(server.requests):
+                self.assertLessEqual(len(body), DEFAULT_MAX_BATCH_BYTES)
+                self.assertEqual([e["id"] for e in json.loads(body)], [f"big-{i}"])
+
+    def test_a_small_limit_cuts_chunks_by_size_and_count(self) -> None:
+        events = [{"user_id": f"u{i}", "item_id": "heat", "type": "view"} for i in range(10)]
+        one = len(json.dumps(events[0], separators=(",", ":")))
+        with Scripted([]) as server:
+            # Room for three elements and their commas, not four.
+            with marquee.Client(server.base_url, KEY, max_batch_bytes=2 + 3 * one + 2) as c:
+                self.assertEqual(c.insert_feedback(events)["batches"], 4)
+                sizes = [len(json.loads(body)) for _, _, body, _ in server.requests]
+                self.assertEqual(sizes, [3, 3, 3, 1])
+                server.requests.clear()
+                # The count limit still applies, whichever comes first.
+                self.assertEqual(c.insert_feedback(events, batch_size=2)["batches"], 5)
+                server.requests.clear()
+                # A generator is cut the same way, and the async client too.
+                self.assertEqual(c.insert_feedback(iter(events))["batches"], 4)
+
+            async def run() -> int:
+                async def aevents() -> AsyncIterator[dict[str, str]]:
+                    for e in events:
+                        yield e
+
+                async with marquee.AsyncClient(
+                    server.base_url, KEY, max_batch_bytes=2 + 3 * one + 2
+                ) as ac:
+                    a = await ac.insert_feedback(events)
+                    b = await ac.insert_feedback(aevents())
+                    return a["batches"] + b["batches"]
+
+            self.assertEqual(asyncio.run(run()), 8)
+            sent = [e for _, _, body, _ in server.requests for e in json.loads(body)]
+            self.assertEqual(sent, events * 3)
+
+    def test_an_element_over_the_limit_alone_is_refused_before_sending(self) -> None:
+        items = [{"id": "small"}, {"id": "huge", "description": "x" * 2000}]
+        with Scripted([]) as server:
+            with marquee.Client(server.base_url, KEY, max_batch_bytes=1000) as c:
+                with self.assertRaisesRegex(ValueError, r"items\[1\] is \d+ bytes of JSON.*1000"):
+                    c.upsert_items(items)
+                self.assertEqual(server.requests, [], "a list is checked whole: nothing sent")
+                # A generator sends the chunks completed before the element it cannot send.
+                with self.assertRaisesRegex(ValueError, r"items\[2\]"):
+                    c.upsert_items(iter([{"id": "a"}, *items]), batch_size=1)
+                self.assertEqual([json.loads(b) for _, _, b, _ in server.requests], [[{"id": "a"}]])
+            with self.assertRaisesRegex(ValueError, "max_batch_bytes must be at least"):
+                marquee.Client(server.base_url, KEY, max_batch_bytes=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The package as installed
+
+
+class InstalledPackageTest(unittest.TestCase):
+    def test_the_installed_package_is_typed(self) -> None:
+        package = Path(marquee.__file__).resolve().parent
+        self.assertTrue((package / "py.typed").is_file(), f"no py.typed in {package}")
 
 
 if __name__ == "__main__":

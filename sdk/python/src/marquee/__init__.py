@@ -24,23 +24,24 @@ their own :class:`Client` or :class:`AsyncClient`.
 :class:`APITimeoutError` when no answer came. Bad arguments raise ``ValueError`` or ``TypeError``
 before anything is sent.
 
-**Retries.** After a 429 or 503 answer a call is sent again up to ``max_retries`` times (default
-2), waiting what ``Retry-After`` asks (plus a little jitter), or backing off exponentially with
-jitter (about 0.5 s, 1 s, 2 s, …) when it does not say. A ``Retry-After`` over 60 s — an exhausted
-quota or budget, which lasts until the billing period ends — is raised at once. Only calls that
-are safe to repeat are retried:
+**Retries.** The Python, TypeScript and Rust SDKs share one retry rule:
 
-- every ``GET``, ``PUT`` and ``DELETE``, and ``PATCH`` (it sets the fields given to the values
-  given);
-- the bulk writes: ``upsert_items`` and ``upsert_users`` (upserts by id) and ``insert_feedback`` /
-  ``add_feedback`` (the server keys an event by user, item and type, so a batch sent twice
-  leaves the same state);
-- ``session`` (read-only), and ``embed``, ``speech``, ``classify_image`` and ``transcribe``
-  (they store nothing and answer the same input the same way).
-
-``chat`` and ``train`` are not retried after an answer or a broken exchange (a generation is new,
-billed work). Any call is retried when the connection could not be made at all, since nothing was
-sent.
+- **Retried:** answers 429, 502, 503 and 504, and transport failures (connection refused or
+  reset, timeouts), up to ``max_retries`` times after the first attempt (default 2).
+- **Never retried:** an error whose code is ``quota_exceeded`` or ``budget_exceeded``, or whose
+  wait (``Retry-After``) is longer than ``max_retry_wait`` (default 60 s): it is raised at once
+  (an exhausted quota or budget lasts until the billing period ends).
+- **Only calls that cannot do anything twice when repeated:** ``GET``, ``HEAD``, ``PUT``,
+  ``PATCH`` (Marquee's patches set fields, they never add to them) and ``DELETE``; and the
+  ``POST`` calls of feedback batches (an event is keyed by user, item and type), item and user
+  batch upserts (by id), session recommendations, embeddings, speech, transcriptions and image
+  classification (read-only computations). Chat completions, training, key creation and
+  rotation, experiment creation, item copy generation and every other ``POST`` are never
+  retried, not even after a connection error: the request may have reached the server.
+- **Wait:** the ``retry-after-ms`` header if present, else ``Retry-After`` as delta-seconds
+  (fractions allowed) or an HTTP date; never earlier than asked, plus up to 10 % (at most
+  250 ms) of jitter. Without either header: exponential backoff 0.5 s, 1 s, 2 s, … capped at
+  8 s, each shortened at random by up to a quarter.
 
 The API key is sent only in the ``Authorization`` header: no ``repr``, log line or exception
 message contains it.

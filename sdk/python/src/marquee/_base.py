@@ -45,12 +45,43 @@ MAX_HISTORY: Final = 100
 MAX_EMBEDDING_INPUTS: Final = 2048
 MAX_SPEECH_CHARS: Final = 4096
 
-# A `Retry-After` longer than this is an exhausted quota or budget (it lasts until the billing
-# period ends), not a moment of overload: the error is raised at once instead of waiting.
-MAX_RETRY_AFTER: Final = 60.0
+DEFAULT_MAX_BATCH_BYTES: Final = 8 * 1024 * 1024
+"""The most bytes of JSON one bulk request carries. The server refuses bodies over its
+``body_limit`` (10 MiB by default) with 413; 8 MiB leaves headroom (for a proxy in front, or a
+limit set a little lower)."""
+MIN_BATCH_BYTES: Final = 16
+
+# The retry rule, the same in the Python, TypeScript and Rust SDKs (see the README's "Retries").
+DEFAULT_MAX_RETRY_WAIT: Final = 60.0
+"""A wait (``Retry-After``) longer than this is an exhausted quota or budget (it lasts until the
+billing period ends), not a moment of overload: the error is raised at once instead."""
+MAX_RETRY_AFTER: Final = DEFAULT_MAX_RETRY_WAIT
 BACKOFF_BASE: Final = 0.5
 BACKOFF_MAX: Final = 8.0
-RETRY_STATUSES: Final = frozenset({429, 503})
+RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+"""Answers worth sending a call again for: rate limited, or a gateway or server overloaded."""
+NO_RETRY_CODES: Final = frozenset({"quota_exceeded", "budget_exceeded"})
+"""Error codes never retried: exhausted until the period ends, waiting seconds will not help."""
+RETRY_TRANSPORT_ERRORS: Final = (
+    httpx.TimeoutException,  # connect, read, write or pool timeout
+    httpx.NetworkError,  # connection refused, reset or closed
+    httpx.RemoteProtocolError,  # the server hung up without an answer
+)
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+RETRYABLE_POSTS: Final = frozenset(
+    {
+        "/v1/feedback",  # an event is keyed by (user, item, type): a batch sent twice is the same
+        "/v1/items",  # upserts by id
+        "/v1/users",  # upserts by id
+        "/v1/recommend/session",  # a read
+        "/v1/embeddings",  # read-only computations: they store nothing
+        "/v1/audio/speech",
+        "/v1/audio/transcriptions",
+        "/v1/images/classify",
+    }
+)
+"""The POSTs that cannot do anything twice when repeated. Every other POST (chat completions,
+training, key creation or rotation, experiments, item copy generation, …) is never retried."""
 
 
 class _NotGiven:
@@ -316,9 +347,40 @@ class Call:
     data: dict[str, str] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     idempotent: bool = True
-    """May be sent again after a 429, a 503 or a broken connection (see the module doc of
-    ``marquee``)."""
+    """May be sent again (see :func:`may_repeat`, which also requires a POST to be one of
+    :data:`RETRYABLE_POSTS`); ``False`` forbids it."""
     stream: bool = False
+
+
+def may_repeat(call: Call) -> bool:
+    """Whether ``call`` may be sent again after a retryable failure: only a call that cannot do
+    anything twice when repeated — GET, HEAD, PUT, PATCH, DELETE and the POSTs of
+    :data:`RETRYABLE_POSTS`. This holds for transport errors too: a request that failed on the
+    way may still have reached the server."""
+    if not call.idempotent:
+        return False
+    method = call.method.upper()
+    if method in IDEMPOTENT_METHODS:
+        return True
+    return method == "POST" and call.path in RETRYABLE_POSTS
+
+
+def error_code(response: httpx.Response) -> str | None:
+    """The ``code`` of a Marquee error body, if the (read) response has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code")
+        return code if isinstance(code, str) else None
+    return None
+
+
+def retry_wait(wait: float) -> float:
+    """Waits what the server asked, never less, plus up to 10 % (at most 250 ms) of jitter, so
+    that clients told the same moment do not all come back at once."""
+    return wait + min(wait * 0.1, 0.25) * random.random()
 
 
 def json_call(method: str, path: str, body: object, *, idempotent: bool) -> Call:
@@ -383,7 +445,9 @@ class BaseClient:
     base_url: str
     timeout: float | httpx.Timeout | None
     max_retries: int
+    max_retry_wait: float
     batch_size: int
+    max_batch_bytes: int
     user_id: str | None
 
     def __init__(
@@ -393,7 +457,9 @@ class BaseClient:
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         user_id: str | int | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -419,7 +485,9 @@ class BaseClient:
             check_number("timeout", timeout, 1e-3, float("inf"))
         self.timeout = timeout
         self.max_retries = check_int("max_retries", max_retries, 0)
+        self.max_retry_wait = check_number("max_retry_wait", max_retry_wait, 0.0, float("inf"))
         self.batch_size = check_int("batch_size", batch_size, 1)
+        self.max_batch_bytes = check_int("max_batch_bytes", max_batch_bytes, MIN_BATCH_BYTES)
         if user_id is None:
             user_id = _env("MARQUEE_USER_ID")
         self.user_id = check_id("user_id", user_id) if user_id is not None else None
@@ -467,28 +535,25 @@ class BaseClient:
         )
 
     def _response_delay(self, call: Call, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds to wait before sending ``call`` again after ``response``; None: do not."""
+        """Seconds to wait before sending ``call`` again after an error ``response`` (already
+        read); ``None``: raise it now."""
         if attempt >= self.max_retries or response.status_code not in RETRY_STATUSES:
             return None
-        if not call.idempotent:
+        if not may_repeat(call) or error_code(response) in NO_RETRY_CODES:
             return None
         wait = retry_after_seconds(response.headers)
         if wait is None:
             return backoff(attempt)
-        if wait > MAX_RETRY_AFTER:
+        if wait > self.max_retry_wait:
             return None
-        # At least what the server asked for, spread a little so that clients told the same
-        # thing do not come back in the same instant.
-        return wait + random.uniform(0.0, min(0.25, wait * 0.1 + 0.05))
+        return retry_wait(wait)
 
     def _error_delay(self, call: Call, error: httpx.TransportError, attempt: int) -> float | None:
-        """The same after a transport error. A connection never made (refused, connect
-        timeout, no pooled connection) sent nothing, so any call may be retried; after a
-        broken or timed-out exchange the server may have acted, so only idempotent calls are."""
-        if attempt >= self.max_retries:
+        """The same after a transport error (connection refused or reset, timeout). Only calls
+        that cannot do anything twice are retried, even when the connection was never made."""
+        if attempt >= self.max_retries or not may_repeat(call):
             return None
-        not_sent = isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-        if not_sent or call.idempotent:
+        if isinstance(error, RETRY_TRANSPORT_ERRORS):
             return backoff(attempt)
         return None
 
@@ -497,8 +562,8 @@ class BaseClient:
 
 
 def backoff(attempt: int) -> float:
-    """Exponential backoff with jitter: about 0.5 s, 1 s, 2 s, … up to 8 s, each shortened by up
-    to a quarter at random."""
+    """Exponential backoff with jitter, without a ``Retry-After``: 0.5 s, 1 s, 2 s, … up to 8 s,
+    each shortened by up to a quarter at random."""
     delay = min(BACKOFF_BASE * (2.0**attempt), BACKOFF_MAX)
     return delay * (1.0 - 0.25 * random.random())
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
 import time
 from collections.abc import (
     AsyncIterable,
@@ -30,16 +29,21 @@ from . import _calls
 from ._base import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CHAT_MODEL,
+    DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_SPEECH_MODEL,
     DEFAULT_TIMEOUT,
     DEFAULT_TRANSCRIPTION_MODEL,
     DEFAULT_VOICE,
+    MIN_BATCH_BYTES,
     NOT_GIVEN,
     BaseClient,
     Call,
     _NotGiven,
     check_int,
+    check_number,
+    encode_json,
     parse_json,
     retry_reason,
 )
@@ -92,21 +96,79 @@ def _user_for_data(client: BaseClient, user_id: Id | None) -> Id:
 
 
 def _bulk_elements(
-    what: str, elements: object, prepare: Callable[[int, object], dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
-    """The checked elements of a bulk upload. A list is checked whole before the first request,
-    so a bad element sends nothing; an iterator (a generator over a large file) is checked as it
-    is read."""
+    what: str,
+    elements: object,
+    prepare: Callable[[int, object], dict[str, Any]],
+    max_bytes: int,
+) -> Iterator[bytes]:
+    """The checked elements of a bulk upload, each encoded as JSON. A list is checked whole
+    before the first request, so a bad element (or one too large to send) sends nothing; an
+    iterator (a generator over a large file) is checked as it is read."""
     if isinstance(elements, (str, bytes, Mapping)) or not isinstance(elements, Iterable):
         raise TypeError(f"{what} must be a list (or an iterable) of dicts")
+
+    def encode(index: int, element: object) -> bytes:
+        return _encode_element(what, index, prepare(index, element), max_bytes)
+
     if isinstance(elements, Sequence):
-        return iter([prepare(i, e) for i, e in enumerate(elements)])
-    return (prepare(i, e) for i, e in enumerate(elements))
+        return iter([encode(i, e) for i, e in enumerate(elements)])
+    return (encode(i, e) for i, e in enumerate(elements))
 
 
-def _chunks(elements: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    while chunk := list(itertools.islice(elements, size)):
-        yield chunk
+def _encode_element(what: str, index: int, element: dict[str, Any], max_bytes: int) -> bytes:
+    """One element as it is sent; refused when even a request of it alone would be too large."""
+    data = encode_json(element)
+    if len(data) + 2 > max_bytes:
+        raise ValueError(
+            f"{what}[{index}] is {len(data)} bytes of JSON: alone, it is over the {max_bytes} "
+            "bytes a bulk request may carry (max_batch_bytes; the server refuses bodies over "
+            "its limit, 10 MiB by default)"
+        )
+    return data
+
+
+class _Batcher:
+    """Cuts encoded elements into request bodies (JSON arrays) of at most ``size`` elements and
+    ``max_bytes`` bytes: a chunk is cut before the element that would take it over either."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size = size
+        self.max_bytes = max_bytes
+        self.parts: list[bytes] = []
+        self.used = 0  # the elements and the commas between them
+
+    def push(self, part: bytes) -> tuple[bytes, int] | None:
+        """Adds an element; returns the body to send first when it does not fit."""
+        full = None
+        if self.parts and (
+            len(self.parts) >= self.size or self.used + 1 + len(part) + 2 > self.max_bytes
+        ):
+            full = self.take()
+        self.used += len(part) + (1 if self.parts else 0)
+        self.parts.append(part)
+        return full
+
+    def take(self) -> tuple[bytes, int] | None:
+        """The body of what was pushed since the last body (``None`` when nothing was), and
+        how many elements it holds."""
+        if not self.parts:
+            return None
+        body = b"[" + b",".join(self.parts) + b"]"
+        count = len(self.parts)
+        self.parts = []
+        self.used = 0
+        return body, count
+
+
+def _bodies(elements: Iterator[bytes], size: int, max_bytes: int) -> Iterator[tuple[bytes, int]]:
+    batcher = _Batcher(size, max_bytes)
+    for part in elements:
+        full = batcher.push(part)
+        if full is not None:
+            yield full
+    last = batcher.take()
+    if last is not None:
+        yield last
 
 
 def _batch_size(client: BaseClient, batch_size: int | None) -> int:
@@ -122,10 +184,12 @@ class Client(BaseClient):
 
     ``base_url`` and ``api_key`` default to ``MARQUEE_BASE_URL`` and ``MARQUEE_API_KEY``
     (without a key, only a server's public demo routes answer). ``timeout`` is in seconds (or an
-    ``httpx.Timeout``); ``max_retries`` is how many times a call is sent again after a 429 or
-    503 answer or a broken connection, waiting as ``Retry-After`` says or backing off
-    exponentially (see :mod:`marquee` for which calls are retried); ``batch_size`` is the chunk
-    size of bulk uploads (the server's limit, 10,000); ``user_id`` (``MARQUEE_USER_ID``) is the
+    ``httpx.Timeout``); ``max_retries`` is how many times a call is sent again after a 429, 502,
+    503 or 504 answer or a transport failure, waiting as ``Retry-After`` says or backing off
+    exponentially, and ``max_retry_wait`` the longest ``Retry-After`` worth waiting for (see
+    :mod:`marquee` for the whole rule); ``batch_size`` is the most elements per request of bulk
+    uploads (the server's limit, 10,000) and ``max_batch_bytes`` the most bytes of JSON per
+    request (8 MiB; the server refuses bodies over 10 MiB); ``user_id`` (``MARQUEE_USER_ID``) is the
     user :meth:`get_user_data` reads when given none. Pass ``http_client`` to use your own
     ``httpx.Client`` (proxies, certificates, event hooks); it is then yours to close.
 
@@ -139,7 +203,9 @@ class Client(BaseClient):
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         user_id: Id | None = None,
         default_headers: Mapping[str, str] | None = None,
         http_client: httpx.Client | None = None,
@@ -149,7 +215,9 @@ class Client(BaseClient):
             api_key,
             timeout=timeout,
             max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
             batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
             user_id=user_id,
             default_headers=default_headers,
         )
@@ -183,7 +251,9 @@ class Client(BaseClient):
         *,
         timeout: float | httpx.Timeout | None | _NotGiven = NOT_GIVEN,
         max_retries: int | _NotGiven = NOT_GIVEN,
+        max_retry_wait: float | _NotGiven = NOT_GIVEN,
         batch_size: int | _NotGiven = NOT_GIVEN,
+        max_batch_bytes: int | _NotGiven = NOT_GIVEN,
     ) -> Self:
         """A copy with other settings, sharing this client's connections:
         ``client.with_options(max_retries=0).popular()``."""
@@ -193,8 +263,12 @@ class Client(BaseClient):
             other.timeout = timeout
         if not isinstance(max_retries, _NotGiven):
             other.max_retries = check_int("max_retries", max_retries, 0)
+        if not isinstance(max_retry_wait, _NotGiven):
+            other.max_retry_wait = check_number("max_retry_wait", max_retry_wait, 0.0, float("inf"))
         if not isinstance(batch_size, _NotGiven):
             other.batch_size = check_int("batch_size", batch_size, 1)
+        if not isinstance(max_batch_bytes, _NotGiven):
+            other.max_batch_bytes = check_int("max_batch_bytes", max_batch_bytes, MIN_BATCH_BYTES)
         return other
 
     # -----------------------------------------------------------------------------------------
@@ -244,16 +318,17 @@ class Client(BaseClient):
         batch_size: int | None,
     ) -> BulkResult:
         size = _batch_size(self, batch_size)
+        max_bytes = self.max_batch_bytes
         count = batches = offset = 0
-        for chunk in _chunks(_bulk_elements(what, elements, prepare), size):
+        for body, n in _bodies(_bulk_elements(what, elements, prepare, max_bytes), size, max_bytes):
             try:
-                answer = self._json(_calls.batch(path, chunk))
+                answer = self._json(_calls.batch_body(path, body))
             except APIError as e:
                 e.batch_offset = offset
                 raise
             count += int(answer.get(count_key, 0))
             batches += 1
-            offset += len(chunk)
+            offset += n
         return {"count": count, "batches": batches}
 
     # -----------------------------------------------------------------------------------------
@@ -654,7 +729,9 @@ class AsyncClient(BaseClient):
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         user_id: Id | None = None,
         default_headers: Mapping[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
@@ -664,7 +741,9 @@ class AsyncClient(BaseClient):
             api_key,
             timeout=timeout,
             max_retries=max_retries,
+            max_retry_wait=max_retry_wait,
             batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes,
             user_id=user_id,
             default_headers=default_headers,
         )
@@ -698,7 +777,9 @@ class AsyncClient(BaseClient):
         *,
         timeout: float | httpx.Timeout | None | _NotGiven = NOT_GIVEN,
         max_retries: int | _NotGiven = NOT_GIVEN,
+        max_retry_wait: float | _NotGiven = NOT_GIVEN,
         batch_size: int | _NotGiven = NOT_GIVEN,
+        max_batch_bytes: int | _NotGiven = NOT_GIVEN,
     ) -> Self:
         """A copy with other settings, sharing this client's connections."""
         other = copy.copy(self)
@@ -707,8 +788,12 @@ class AsyncClient(BaseClient):
             other.timeout = timeout
         if not isinstance(max_retries, _NotGiven):
             other.max_retries = check_int("max_retries", max_retries, 0)
+        if not isinstance(max_retry_wait, _NotGiven):
+            other.max_retry_wait = check_number("max_retry_wait", max_retry_wait, 0.0, float("inf"))
         if not isinstance(batch_size, _NotGiven):
             other.batch_size = check_int("batch_size", batch_size, 1)
+        if not isinstance(max_batch_bytes, _NotGiven):
+            other.max_batch_bytes = check_int("max_batch_bytes", max_batch_bytes, MIN_BATCH_BYTES)
         return other
 
     # -----------------------------------------------------------------------------------------
@@ -758,33 +843,36 @@ class AsyncClient(BaseClient):
         batch_size: int | None,
     ) -> BulkResult:
         size = _batch_size(self, batch_size)
+        max_bytes = self.max_batch_bytes
         count = batches = offset = 0
 
-        async def chunks() -> AsyncIterator[list[dict[str, Any]]]:
+        async def bodies() -> AsyncIterator[tuple[bytes, int]]:
             if isinstance(elements, AsyncIterable):
-                chunk: list[dict[str, Any]] = []
+                batcher = _Batcher(size, max_bytes)
                 index = 0
                 async for element in elements:
-                    chunk.append(prepare(index, element))
+                    part = _encode_element(what, index, prepare(index, element), max_bytes)
                     index += 1
-                    if len(chunk) == size:
-                        yield chunk
-                        chunk = []
-                if chunk:
-                    yield chunk
+                    full = batcher.push(part)
+                    if full is not None:
+                        yield full
+                last = batcher.take()
+                if last is not None:
+                    yield last
             else:
-                for c in _chunks(_bulk_elements(what, elements, prepare), size):
-                    yield c
+                encoded = _bulk_elements(what, elements, prepare, max_bytes)
+                for b in _bodies(encoded, size, max_bytes):
+                    yield b
 
-        async for chunk in chunks():
+        async for body, n in bodies():
             try:
-                answer = await self._json(_calls.batch(path, chunk))
+                answer = await self._json(_calls.batch_body(path, body))
             except APIError as e:
                 e.batch_offset = offset
                 raise
             count += int(answer.get(count_key, 0))
             batches += 1
-            offset += len(chunk)
+            offset += n
         return {"count": count, "batches": batches}
 
     # -----------------------------------------------------------------------------------------
