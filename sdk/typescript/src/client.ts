@@ -9,13 +9,15 @@
  *   the page's `Origin`. Secret and admin keys are refused in a browser unless
  *   `dangerouslyAllowBrowser` is set, as the `openai` package does. The key is kept in a private
  *   field, so it never shows up in `console.log(client)`, `JSON.stringify` or error messages.
- * - **Retries that cannot do harm.** 429 and 503 answers and connection failures are retried with
- *   exponential backoff and jitter, waiting at least what `Retry-After` asks — but only for requests
- *   that are idempotent: GET, PUT, PATCH (which sets the fields given) and DELETE, and the POSTs
- *   that are idempotent by design here (feedback batches, keyed by user, item and type; item and
- *   user upserts; session recommendations and embeddings, which change nothing). A chat completion is never
- *   retried: it would be generated, and billed, twice. A `Retry-After` beyond `maxRetryDelayMs`
- *   (a quota that resets next month) is not waited for: the error is thrown at once.
+ * - **Retries that cannot do harm.** The rule shared with the Python and Rust SDKs (README,
+ *   "Retries"): 429, 502, 503 and 504 answers and transport failures are retried, waiting at least
+ *   what `retry-after-ms` or `Retry-After` asks (else exponential backoff with jitter) — but only
+ *   for calls that cannot do anything twice when repeated: GET, HEAD, PUT, PATCH (which sets the
+ *   fields given) and DELETE, and the POSTs in `RETRYABLE_POSTS` (feedback batches, keyed by user,
+ *   item and type; item and user upserts; session recommendations, embeddings, speech,
+ *   transcriptions and image classification, which change nothing). A chat completion is never
+ *   retried: it would be generated, and billed, twice. `quota_exceeded`, `budget_exceeded` and a
+ *   `Retry-After` beyond `maxRetryDelayMs` (a quota that resets next month) are thrown at once.
  * - **Checked arguments.** Ids, ranges and option names are checked before sending (see
  *   `validate.ts`), so a mistake throws where it is made and a chunked upload never stops half-way
  *   on input that was bad from the start.
@@ -87,7 +89,7 @@ export interface ClientOptions {
   apiKey?: string;
   /** Per attempt: until the answer is read (for streams: longest silence). Default 60,000. */
   timeoutMs?: number;
-  /** Retries of idempotent requests after 429, 503 or a connection failure. Default 2. */
+  /** Retries of calls that may be repeated after 429, 502, 503, 504 or a transport failure. Default 2. */
   maxRetries?: number;
   /** Longest `Retry-After` worth waiting for; longer ones throw at once. Default 60,000. */
   maxRetryDelayMs?: number;
@@ -97,6 +99,11 @@ export interface ClientOptions {
   headers?: Record<string, string>;
   /** Events per request in `sendFeedback`, items/users per request in upserts. Default 10,000 (the server's limit). */
   batchSize?: number;
+  /**
+   * Most bytes of JSON per request in `sendFeedback` and the upserts. Default 8 MiB (the server
+   * refuses bodies over 10 MiB with 413).
+   */
+  maxBatchBytes?: number;
   /** Allow a secret or admin key in a browser, where any visitor could read it. Default false. */
   dangerouslyAllowBrowser?: boolean;
 }
@@ -163,6 +170,8 @@ export interface IterateOptions {
 export interface BatchOptions {
   /** Elements per request (default: the client's `batchSize`). */
   chunkSize?: number;
+  /** Bytes of JSON per request (default: the client's `maxBatchBytes`). */
+  maxBatchBytes?: number;
 }
 
 export interface UsageOptions {
@@ -219,6 +228,7 @@ const CLIENT_KEYS = [
   "fetch",
   "headers",
   "batchSize",
+  "maxBatchBytes",
   "dangerouslyAllowBrowser",
 ] as const;
 const ITEM_KEYS = [
@@ -261,15 +271,75 @@ interface Filters {
   exploration?: number;
 }
 
-type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+type Method = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
 interface Call {
   method: Method;
   path: string;
   query?: URLSearchParams;
   body?: unknown;
-  /** Safe to send again after a failure whose outcome is unknown. */
+  /** The body already serialized as JSON (the chunked uploads size their chunks by it). */
+  json?: string;
+  /** `false` forbids sending it again; `true` allows it if {@link mayRepeat} does too. */
   idempotent: boolean;
+}
+
+/** The most bytes of JSON a chunked upload sends in one request (the server refuses bodies over 10 MiB). */
+export const DEFAULT_MAX_BATCH_BYTES = 8 * 1024 * 1024;
+const MIN_BATCH_BYTES = 16;
+
+// The retry rule, the same in the Python, TypeScript and Rust SDKs (README, "Retries").
+/** Answers worth sending a call again for: rate limited, or a gateway or server overloaded. */
+const RETRY_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+/** Exhausted until the billing period ends: waiting seconds will not help. */
+const NO_RETRY_CODES: ReadonlySet<string> = new Set(["quota_exceeded", "budget_exceeded"]);
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD", "PUT", "PATCH", "DELETE"]);
+/**
+ * The POSTs that cannot do anything twice when repeated. Every other POST (chat completions,
+ * training, key creation or rotation, experiments, item copy generation, …) is never retried.
+ */
+export const RETRYABLE_POSTS: ReadonlySet<string> = new Set([
+  "/v1/feedback", // an event is keyed by (user, item, type): a batch sent twice leaves the same state
+  "/v1/items", // upserts by id
+  "/v1/users", // upserts by id
+  "/v1/recommend/session", // a read
+  "/v1/embeddings", // read-only computations, which store nothing
+  "/v1/audio/speech",
+  "/v1/audio/transcriptions",
+  "/v1/images/classify",
+]);
+
+/**
+ * Whether a call may be sent again after a retryable failure, transport failures included (a
+ * request that failed on the way may still have reached the server).
+ */
+export function mayRepeat(call: { method: string; path: string; idempotent?: boolean }): boolean {
+  if (call.idempotent === false) return false;
+  const method = call.method.toUpperCase();
+  if (IDEMPOTENT_METHODS.has(method)) return true;
+  return method === "POST" && RETRYABLE_POSTS.has(call.path);
+}
+
+/** What the server asked (never less) plus up to 10 % (at most 250 ms) of jitter. */
+export function retryWaitMs(askedSeconds: number): number {
+  const ms = askedSeconds * 1000;
+  return ms + Math.min(ms * 0.1, 250) * Math.random();
+}
+
+/** Bytes of a string in UTF-8, without encoding it. */
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      // A surrogate pair: one code point of four bytes (JSON.stringify escapes lone surrogates).
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 /** How a streamed answer's reader controls the attempt's timer and learns why it was aborted. */
@@ -312,8 +382,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-/** Exponential backoff with jitter: 0.5 s, 1 s, 2 s, … up to 8 s, each 75–100 %. */
-function backoffMs(attempt: number): number {
+/** Exponential backoff with jitter, without a `Retry-After`: 0.5 s, 1 s, 2 s, … up to 8 s, each 75–100 %. */
+export function backoffMs(attempt: number): number {
   return Math.min(500 * 2 ** attempt, 8000) * (0.75 + Math.random() * 0.25);
 }
 
@@ -585,6 +655,7 @@ export class Marquee {
   readonly maxRetries: number;
   readonly maxRetryDelayMs: number;
   readonly batchSize: number;
+  readonly maxBatchBytes: number;
   readonly #apiKey: string;
   readonly #fetch: FetchLike;
   readonly #headers: Record<string, string>;
@@ -622,6 +693,10 @@ export class Marquee {
     this.maxRetryDelayMs =
       o.maxRetryDelayMs === undefined ? 60_000 : checkInteger("maxRetryDelayMs", o.maxRetryDelayMs, 0, 2_147_483_647);
     this.batchSize = o.batchSize === undefined ? MAX_BATCH : checkChunkSize("batchSize", o.batchSize);
+    this.maxBatchBytes =
+      o.maxBatchBytes === undefined
+        ? DEFAULT_MAX_BATCH_BYTES
+        : checkInteger("maxBatchBytes", o.maxBatchBytes, MIN_BATCH_BYTES, Number.MAX_SAFE_INTEGER);
     if (o.fetch !== undefined && typeof o.fetch !== "function") throw new TypeError("fetch must be a function");
     const globalFetch = (globalThis as { fetch?: FetchLike }).fetch;
     if (o.fetch === undefined && typeof globalFetch !== "function") {
@@ -727,7 +802,8 @@ export class Marquee {
   ): Promise<{ accepted: number }> {
     const list = Array.isArray(events) ? events : [events];
     list.forEach((e, i) => checkFeedback(Array.isArray(events) ? `events[${i}]` : "event", e));
-    const accepted = await this.#chunked("/v1/feedback", list, "accepted", options, request);
+    const what = Array.isArray(events) ? "events" : "event";
+    const accepted = await this.#chunked("/v1/feedback", what, list, "accepted", options, request);
     return { accepted };
   }
 
@@ -791,7 +867,7 @@ export class Marquee {
       checkItemFields(`items[${i}]`, item, { patch: false });
       checkId(`items[${i}].id`, item.id);
     });
-    return { upserted: await this.#chunked("/v1/items", items, "upserted", options, request) };
+    return { upserted: await this.#chunked("/v1/items", "items", items, "upserted", options, request) };
   }
 
   /** One page of the catalogue (`GET /v1/items`), in id order. */
@@ -861,7 +937,7 @@ export class Marquee {
   ): Promise<{ upserted: number }> {
     if (!Array.isArray(users)) throw new TypeError("users must be an array");
     users.forEach((u, i) => checkUserInput(`users[${i}]`, u));
-    return { upserted: await this.#chunked("/v1/users", users, "upserted", options, request) };
+    return { upserted: await this.#chunked("/v1/users", "users", users, "upserted", options, request) };
   }
 
   async listUsers(options?: ListOptions, request?: RequestOptions): Promise<UserPage> {
@@ -954,28 +1030,58 @@ export class Marquee {
     return value as T;
   }
 
-  /** Sends `elements` in chunks to a batch route, summing the answers' `field`. */
+  /**
+   * Sends `elements` in chunks to a batch route, summing the answers' `field`. A chunk holds at
+   * most `chunkSize` elements and `maxBatchBytes` bytes of JSON: it is cut before the element that
+   * would take it over either. An element too large to send even alone throws before anything is
+   * sent.
+   */
   async #chunked(
     to: string,
+    what: string,
     elements: unknown[],
     field: "accepted" | "upserted",
     options: BatchOptions | undefined,
     request: RequestOptions | undefined,
   ): Promise<number> {
-    const o = checkOptions("batch options", options, ["chunkSize"]);
+    const o = checkOptions("batch options", options, ["chunkSize", "maxBatchBytes"]);
     const size = o.chunkSize === undefined ? this.batchSize : checkChunkSize("chunkSize", o.chunkSize);
+    const maxBytes =
+      o.maxBatchBytes === undefined
+        ? this.maxBatchBytes
+        : checkInteger("maxBatchBytes", o.maxBatchBytes, MIN_BATCH_BYTES, Number.MAX_SAFE_INTEGER);
     const r = checkRequestOptions(request);
+    const parts = elements.map((e) => JSON.stringify(e));
+    const bytes = parts.map(utf8Length);
+    bytes.forEach((n, i) => {
+      if (n + 2 > maxBytes) {
+        const name = what === "event" ? "event" : `${what}[${i}]`;
+        throw new RangeError(
+          `${name} is ${n} bytes of JSON: alone, it is over the ${maxBytes} bytes a request may carry ` +
+            "(maxBatchBytes; the server refuses bodies over its limit, 10 MiB by default)",
+        );
+      }
+    });
     let total = 0;
-    for (let offset = 0; offset < elements.length; offset += size) {
-      const chunk = elements.slice(offset, offset + size);
+    let offset = 0;
+    while (offset < parts.length) {
+      // "[", the elements, the commas between them, "]".
+      let end = offset + 1;
+      let used = 2 + (bytes[offset] as number);
+      while (end < parts.length && end - offset < size && used + 1 + (bytes[end] as number) <= maxBytes) {
+        used += 1 + (bytes[end] as number);
+        end++;
+      }
+      const json = `[${parts.slice(offset, end).join(",")}]`;
       try {
-        const { value } = await this.#send({ method: "POST", path: to, body: chunk, idempotent: true }, r, false);
+        const { value } = await this.#send({ method: "POST", path: to, json, idempotent: true }, r, false);
         const n = (value as Record<string, unknown> | undefined)?.[field];
-        total += typeof n === "number" ? n : chunk.length;
+        total += typeof n === "number" ? n : end - offset;
       } catch (e) {
         if (e instanceof MarqueeError) e.batch = { offset, committed: total };
         throw e;
       }
+      offset = end;
     }
     return total;
   }
@@ -1000,14 +1106,15 @@ export class Marquee {
       accept: stream ? "text/event-stream" : "application/json",
     };
     const init: RequestInit = { method: call.method, headers };
-    if (call.body !== undefined) {
+    if (call.json !== undefined || call.body !== undefined) {
       headers["content-type"] = "application/json";
-      init.body = JSON.stringify(call.body);
+      init.body = call.json ?? JSON.stringify(call.body);
     }
     const maxRetries = r.maxRetries ?? this.maxRetries;
     const timeoutMs = r.timeoutMs ?? this.timeoutMs;
+    const repeatable = mayRepeat(call);
     for (let attempt = 0; ; attempt++) {
-      const retriesLeft = call.idempotent && attempt < maxRetries;
+      const retriesLeft = repeatable && attempt < maxRetries;
       const a = startAttempt(timeoutMs, r.signal);
       let failure: MarqueeError;
       try {
@@ -1030,13 +1137,12 @@ export class Marquee {
           return { value: body.value };
         }
         failure = errorFromResponse(response.status, body.value, response.headers);
-        const retryable = response.status === 429 || response.status === 503;
-        if (!retryable || !retriesLeft) throw failure;
+        if (!retriesLeft || !RETRY_STATUSES.has(response.status) || NO_RETRY_CODES.has(failure.code)) throw failure;
         const after = parseRetryAfter(response.headers);
         if (after !== undefined && after * 1000 > this.maxRetryDelayMs) throw failure;
         // At least what the server asked for, plus a little so that clients told the same
         // moment do not all come back at once.
-        await sleep(after !== undefined ? after * 1000 * (1 + Math.random() * 0.1) + 10 : backoffMs(attempt), r.signal);
+        await sleep(after !== undefined ? retryWaitMs(after) : backoffMs(attempt), r.signal);
         continue;
       } catch (e) {
         a.done();

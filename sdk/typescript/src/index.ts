@@ -9,8 +9,11 @@
 
 export {
   ChatStream,
+  DEFAULT_MAX_BATCH_BYTES,
   Marquee,
+  RETRYABLE_POSTS,
   VERSION,
+  mayRepeat,
   type BatchOptions,
   type ChatParams,
   type ClientOptions,
