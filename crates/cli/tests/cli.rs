@@ -239,6 +239,52 @@ fn the_master_key_rotates_without_downtime_and_a_wrong_key_is_refused() {
     ]));
     let key = key.trim();
     let secret = "planted-attribute-7f3a9c";
+    let tenant_key = |tenant: &str| {
+        run_ok(marquee().args(["tenants", "create", tenant, "--data-dir", data]));
+        let key = run_ok(marquee().args([
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            "--kind",
+            "secret",
+            "--data-dir",
+            data,
+        ]));
+        key.trim().to_string()
+    };
+    let put_user = |base: &str, key: &str, user: &str| {
+        let (s, b) = send(
+            base,
+            "PUT",
+            &format!("/v1/users/{user}"),
+            key,
+            Some(serde_json::json!({"attributes": {"email": secret}})),
+        );
+        assert_eq!(s, 200, "{b}");
+    };
+    let read_back = |base: &str, key: &str, user: &str| {
+        let (s, b) = send(base, "GET", &format!("/v1/users/{user}"), key, None);
+        assert_eq!(
+            (s, &b["attributes"]["email"]),
+            (200, &Value::from(secret)),
+            "{user}: {b}"
+        );
+    };
+    // A tenant whose user data an earlier run wrote, and which the server below does not touch
+    // before the rotation.
+    let globex = tenant_key("globex");
+    let earlier = Server::start(
+        &[
+            "--data-dir",
+            data,
+            "--master-key-file",
+            old.to_str().unwrap(),
+        ],
+        &[],
+    );
+    put_user(&earlier.base, &globex, "g1");
+    drop(earlier);
 
     let server = Server::start(
         &[
@@ -249,14 +295,7 @@ fn the_master_key_rotates_without_downtime_and_a_wrong_key_is_refused() {
         ],
         &[],
     );
-    let (s, b) = send(
-        &server.base,
-        "PUT",
-        "/v1/users/u1",
-        key,
-        Some(serde_json::json!({"attributes": {"email": secret}})),
-    );
-    assert_eq!(s, 200, "{b}");
+    put_user(&server.base, key, "u1");
     let db = std::fs::read(Path::new(data).join("marquee.db")).unwrap();
     assert!(
         !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
@@ -282,13 +321,28 @@ fn the_master_key_rotates_without_downtime_and_a_wrong_key_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("re-wrapped 1 data key"));
-    let (s, b) = send(&server.base, "GET", "/v1/users/u1", key, None);
-    assert_eq!(
-        (s, &b["attributes"]["email"]),
-        (200, &Value::from(secret)),
-        "{b}"
+    assert!(String::from_utf8_lossy(&out.stderr).contains("re-wrapped 2 data key"));
+    read_back(&server.base, key, "u1");
+    // The tenant it had not touched yet is served too (its data key was opened at start).
+    read_back(&server.base, &globex, "g1");
+    // A tenant created now, by a server still on the old key, has its data key wrapped by the
+    // old key: a restart with the new key and the old one as the previous key opens it and
+    // re-wraps it under the new one, so the next start needs the new key only.
+    let initech = tenant_key("initech");
+    put_user(&server.base, &initech, "i1");
+    drop(server);
+    let server = Server::start(
+        &[
+            "--data-dir",
+            data,
+            "--master-key-file",
+            new.to_str().unwrap(),
+            "--previous-master-key-file",
+            old.to_str().unwrap(),
+        ],
+        &[],
     );
+    read_back(&server.base, &initech, "i1");
     drop(server);
 
     // Restarted with the new key: the data reads back.

@@ -107,13 +107,6 @@ impl crate::Service {
                 guard: None,
             });
         }
-        let decision = self.limiter.check_requests(&scopes, Instant::now());
-        if !decision.allowed {
-            return Err(ServiceError::RateLimited {
-                what: "requests",
-                decision,
-            });
-        }
         let guard = self.limiter.acquire_concurrency(&scopes).map_err(|scope| {
             let limit = scopes
                 .iter()
@@ -132,6 +125,15 @@ impl crate::Service {
                 },
             }
         })?;
+        // After the concurrency slot, so that a request refused for concurrency uses none of
+        // the rate; one refused for rate releases its slot (the guard drops).
+        let decision = self.limiter.check_requests(&scopes, Instant::now());
+        if !decision.allowed {
+            return Err(ServiceError::RateLimited {
+                what: "requests",
+                decision,
+            });
+        }
         Ok(Admitted {
             decision: Some(decision),
             guard: Some(guard),

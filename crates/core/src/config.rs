@@ -27,6 +27,10 @@ pub struct ServiceConfig {
     /// Factor models (iALS) of at least this many items are served from an approximate top-k
     /// index (HNSW, see `recsys::ann`) instead of scoring every item; 0 turns it off.
     pub ann_min_items: usize,
+    /// Billable answers wait for the commit of their usage-ledger row and are refused (503) when
+    /// it fails, instead of the row being written behind the answer (see `metering`): not one
+    /// request is served that the ledger has not taken, at the cost of the commit's latency.
+    pub ledger_commit_before_answer: bool,
 }
 
 impl Default for ServiceConfig {
@@ -43,6 +47,7 @@ impl Default for ServiceConfig {
             poll_interval_secs: 2.0,
             list_cache_mb: 64,
             ann_min_items: 50_000,
+            ledger_commit_before_answer: false,
         }
     }
 }

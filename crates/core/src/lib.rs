@@ -134,7 +134,11 @@ impl Service {
         serving: bool,
     ) -> Result<Arc<Self>, ServiceError> {
         let limiter = Arc::new(marquee_platform::RateLimiter::default());
-        let meter = metering::Meter::start(store.clone(), Arc::clone(&limiter));
+        let meter = metering::Meter::start(
+            store.clone(),
+            Arc::clone(&limiter),
+            config.ledger_commit_before_answer,
+        );
         let service = Arc::new(Service {
             store,
             config,

@@ -12,15 +12,27 @@
 //!    ledger row — one per request, keyed by a server-generated id so a retried write never
 //!    counts twice — is queued for the ledger writer before the answer leaves.
 //!
-//! The answer does not wait for the row's commit: a commit with fsync costs more than serving
-//! a recommendation, and the budgets, enforced in memory, already count the request. The
-//! writer commits whatever has queued up in one transaction (group commit: thousands of
-//! requests per second cost a few transactions, each within milliseconds of its requests),
-//! keeps every row until it is committed — retrying after a failure — and from the first failed
-//! write on, every new billable request is refused (503 `ledger_unavailable`) until a write
-//! succeeds. So a request is never served for free while the process lives, and budgets hold;
-//! what a crash can lose is the last commit interval's rows. Usage reports first wait for the
-//! queue to drain ([`Meter::flush`]), so they include every request already answered.
+//! **Written behind the answer (the default).** The answer does not wait for the row's commit: a
+//! commit with fsync costs more than serving a recommendation, and the budgets, enforced in
+//! memory, already count the request. The writer commits whatever has queued up in one
+//! transaction (group commit: thousands of requests per second cost a few transactions, each
+//! within milliseconds of its requests), keeps every row until it is committed — retrying after
+//! a failure — and from the first failed write on, every new billable request is refused (503
+//! `ledger_unavailable`) until a write succeeds; so is every request while a write has been
+//! stuck for [`STALL_MS`] (a locked or very slow database fails slowly, not at once). So a
+//! request is never served for free while the process lives, and budgets hold; what a crash can
+//! lose is the last commit interval's rows, and what is served between the ledger breaking and
+//! the first failed write (one commit interval) is owed to it, not lost.
+//!
+//! **Committed before the answer** (`ledger_commit_before_answer`, for operators who must not
+//! serve a single request the ledger has not taken): the answer waits for the commit of its
+//! row; when that commit fails the answer is refused with 503 (and its row is not written later:
+//! nothing was served). Rows waiting for an answer are committed at once, not after the commit
+//! interval, and still share a transaction with whatever queued meanwhile. The price is the
+//! commit's latency on every billable answer.
+//!
+//! Usage reports first wait for the queue to drain ([`Meter::flush`]), so they include every
+//! request already answered.
 //!
 //! A streamed answer cannot know its final count before the first byte, so a streaming route
 //! first *holds* the charge: a pending row with the estimate is queued before the work starts
@@ -49,9 +61,14 @@ use crate::error::ServiceError;
 /// The setting under which the operator's price table is stored.
 pub const PRICE_TABLE_SETTING: &str = "price_table";
 
-/// After a failed ledger write, new billable requests are refused at once for this long (then
-/// tried again), instead of each doing its work only to be refused at the end.
+/// With rows committed before the answer, new billable requests are refused at once for this
+/// long after a failed write instead of each doing its work only to be refused at the end; then
+/// one is let through to try again. (Written behind, refusal lasts until the writer's retry of
+/// the rows it owes succeeds.)
 const FAILURE_BACKOFF_MS: i64 = 1_000;
+/// A ledger write still running after this long (a locked or very slow database) counts as a
+/// failure for admission: new billable requests are refused until it ends.
+const STALL_MS: i64 = 5_000;
 /// Pending rows older than this belong to a request that can no longer be running.
 const STALE_PENDING_MS: i64 = 15 * 60 * 1000;
 /// Most ledger operations committed in one transaction.
@@ -69,11 +86,15 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(200);
 /// CPU than the requests. A usage report ([`Op::Flush`]) does not wait for it.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(50);
 
+/// Told whether the row it came with was committed; on failure the row is dropped, not retried
+/// (its request is refused).
+type Committed = oneshot::Sender<bool>;
+
 enum Op {
     /// A held request's row at its estimate.
-    Pending(UsageRow),
+    Pending(UsageRow, Option<Committed>),
     /// A request's final row.
-    Final(UsageRow),
+    Final(UsageRow, Option<Committed>),
     /// Answered once everything queued before it has been through a write.
     Flush(oneshot::Sender<bool>),
 }
@@ -88,6 +109,10 @@ pub struct Meter {
     flush_signal: Arc<Notify>,
     /// Unix ms of the last failed ledger write; 0 when the last write succeeded.
     last_failure: Arc<AtomicI64>,
+    /// Unix ms when the running ledger write began; 0 when none runs.
+    write_started: Arc<AtomicI64>,
+    /// Answers wait for the commit of their row (see the module docs).
+    commit_before_answer: bool,
 }
 
 /// What a settled request cost.
@@ -100,15 +125,22 @@ pub struct Settlement {
 
 impl Meter {
     /// Starts the ledger writer on `store`. Must be called inside a Tokio runtime.
-    pub(crate) fn start(store: Store, limiter: Arc<RateLimiter>) -> Arc<Self> {
+    /// `commit_before_answer`: see the module docs.
+    pub(crate) fn start(
+        store: Store,
+        limiter: Arc<RateLimiter>,
+        commit_before_answer: bool,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let last_failure = Arc::new(AtomicI64::new(0));
+        let write_started = Arc::new(AtomicI64::new(0));
         let flush_signal = Arc::new(Notify::new());
         tokio::spawn(write_ledger(
             store,
             rx,
             Arc::clone(&flush_signal),
             Arc::clone(&last_failure),
+            Arc::clone(&write_started),
         ));
         Arc::new(Meter {
             prices: ArcSwap::from_pointee(PriceTable::default()),
@@ -117,6 +149,8 @@ impl Meter {
             tx,
             flush_signal,
             last_failure,
+            write_started,
+            commit_before_answer,
         })
     }
 
@@ -188,9 +222,29 @@ impl Meter {
         self.accountant.usage(scope)
     }
 
+    /// Whether new billable requests are refused: the last ledger write failed, or one has been
+    /// running for longer than [`STALL_MS`]. Written behind, a failure holds until a write
+    /// succeeds (the writer retries the rows it owes every [`RETRY_INTERVAL`]); committed
+    /// before the answer, nothing is owed after a failure, so after [`FAILURE_BACKOFF_MS`] the
+    /// next request is let through as the retry (its answer waits for its own commit).
     fn ledger_failing(&self) -> bool {
-        let at = self.last_failure.load(Ordering::Acquire);
-        at != 0 && marquee_store::now_ms() - at < FAILURE_BACKOFF_MS
+        let now = marquee_store::now_ms();
+        let failed = self.last_failure.load(Ordering::Acquire);
+        if failed != 0 && (!self.commit_before_answer || now - failed < FAILURE_BACKOFF_MS) {
+            return true;
+        }
+        let started = self.write_started.load(Ordering::Acquire);
+        started != 0 && now - started > STALL_MS
+    }
+
+    /// Queues `op` (a row with its commit waiter) and waits for the commit; false when it failed
+    /// (the row is then dropped) or the writer is gone.
+    async fn commit(&self, op: Op, committed: oneshot::Receiver<bool>) -> bool {
+        if self.tx.send(op).await.is_err() {
+            return false;
+        }
+        self.flush_signal.notify_one();
+        committed.await.unwrap_or(false)
     }
 
     /// Waits until every row queued so far (written-behind ones included) has been through a
@@ -247,6 +301,7 @@ async fn write_ledger(
     mut rx: mpsc::Receiver<Op>,
     flush_signal: Arc<Notify>,
     last_failure: Arc<AtomicI64>,
+    write_started: Arc<AtomicI64>,
 ) {
     let mut batch = Vec::new();
     let mut pending: Vec<UsageRow> = Vec::new();
@@ -277,8 +332,13 @@ async fn write_ledger(
         // Rows queued during the sleep do not wake the writer (only a usage report does, by
         // `flush_signal`): one wake-up per commit, not one per request.
         let deadline = last_commit + COMMIT_INTERVAL;
-        let flush_waiting = batch.iter().any(|op| matches!(op, Op::Flush(_)));
-        if !flush_waiting && deadline > tokio::time::Instant::now() {
+        let someone_waits = batch.iter().any(|op| {
+            matches!(
+                op,
+                Op::Flush(_) | Op::Pending(_, Some(_)) | Op::Final(_, Some(_))
+            )
+        });
+        if !someone_waits && deadline > tokio::time::Instant::now() {
             tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = flush_signal.notified() => {}
@@ -291,15 +351,30 @@ async fn write_ledger(
             }
         }
         let mut flushes = Vec::new();
+        // Rows whose answer waits for this commit: (id, waiter).
+        let mut waiting: Vec<(String, Committed)> = Vec::new();
         for op in batch.drain(..) {
             match op {
-                Op::Pending(row) => pending.push(row),
-                Op::Final(row) => finals.push(row),
+                Op::Pending(row, waiter) => {
+                    if let Some(w) = waiter {
+                        waiting.push((row.id.clone(), w));
+                    }
+                    pending.push(row);
+                }
+                Op::Final(row, waiter) => {
+                    if let Some(w) = waiter {
+                        waiting.push((row.id.clone(), w));
+                    }
+                    finals.push(row);
+                }
                 Op::Flush(ack) => flushes.push(ack),
             }
         }
         last_commit = tokio::time::Instant::now();
-        let ok = match store.write_usage(&pending, &finals).await {
+        write_started.store(marquee_store::now_ms().max(1), Ordering::Release);
+        let written = store.write_usage(&pending, &finals).await;
+        write_started.store(0, Ordering::Release);
+        let ok = match written {
             Ok(_) => {
                 last_failure.store(0, Ordering::Release);
                 pending.clear();
@@ -310,6 +385,13 @@ async fn write_ledger(
                 tracing::error!(error = %e, rows = pending.len() + finals.len(), "usage ledger write failed: refusing billable requests");
                 metrics::counter!("marquee_ledger_write_failures_total").increment(1);
                 last_failure.store(marquee_store::now_ms().max(1), Ordering::Release);
+                if !waiting.is_empty() {
+                    // Their requests are refused: nothing was served, nothing is owed.
+                    let refused: std::collections::HashSet<&str> =
+                        waiting.iter().map(|(id, _)| id.as_str()).collect();
+                    pending.retain(|r| !refused.contains(r.id.as_str()));
+                    finals.retain(|r| !refused.contains(r.id.as_str()));
+                }
                 for rows in [&mut pending, &mut finals] {
                     if rows.len() > MAX_RETRY_ROWS {
                         let lost = rows.len() - MAX_RETRY_ROWS;
@@ -327,6 +409,9 @@ async fn write_ledger(
         };
         for ack in flushes {
             let _ = ack.send(ok);
+        }
+        for (_, w) in waiting {
+            let _ = w.send(ok);
         }
     }
 }
@@ -446,9 +531,20 @@ impl Charge {
     }
 
     /// Queues a pending row with the estimate before a streamed answer starts, so that the
-    /// request is paid for even if the process dies before it ends.
+    /// request is paid for even if the process dies before it ends. With rows committed before
+    /// the answer, waits for that row's commit and refuses the request (503) when it fails.
     pub async fn hold(&mut self) -> Result<(), ServiceError> {
-        self.meter.enqueue(Op::Pending(self.row.clone())).await?;
+        if self.meter.commit_before_answer {
+            let (tx, rx) = oneshot::channel();
+            let op = Op::Pending(self.row.clone(), Some(tx));
+            if !self.meter.commit(op, rx).await {
+                return Err(ledger_unavailable());
+            }
+        } else {
+            self.meter
+                .enqueue(Op::Pending(self.row.clone(), None))
+                .await?;
+        }
         self.held = true;
         Ok(())
     }
@@ -494,17 +590,25 @@ impl Charge {
                 .increment(n);
         }
         if settlement.cost.nanos() > 0 {
-            metrics::counter!("marquee_spend_nanos_total", "tenant" => tenant, "currency" => settlement.currency.clone())
+            metrics::counter!("marquee_spend_nanos_total", "tenant" => tenant, "route" => route, "model" => model, "currency" => settlement.currency.clone())
                 .increment(settlement.cost.nanos() as u64);
         }
     }
 
-    /// Records what was actually served: counted at once, the row queued for the ledger
-    /// (see the module doc). Fails only when the ledger writer is gone; the request is then
-    /// not served.
+    /// Records what was actually served: counted at once, the row queued for the ledger (see
+    /// the module doc) — or, with rows committed before the answer, committed. Fails when the
+    /// ledger writer is gone or (committed before the answer) the commit failed; the request is
+    /// then not served and its reservation is released.
     pub async fn settle(mut self, actual: Units, status: u16) -> Result<Settlement, ServiceError> {
         let (row, settlement) = self.finish(actual, status);
-        self.meter.enqueue(Op::Final(row)).await?;
+        if self.meter.commit_before_answer {
+            let (tx, rx) = oneshot::channel();
+            if !self.meter.commit(Op::Final(row, Some(tx)), rx).await {
+                return Err(ledger_unavailable());
+            }
+        } else {
+            self.meter.enqueue(Op::Final(row, None)).await?;
+        }
         self.account(&settlement);
         Ok(settlement)
     }
@@ -514,7 +618,7 @@ impl Charge {
     pub fn settle_detached(mut self, actual: Units, status: u16) -> Settlement {
         let (row, settlement) = self.finish(actual, status);
         let meter = Arc::clone(&self.meter);
-        if let Err(mpsc::error::TrySendError::Full(op)) = meter.tx.try_send(Op::Final(row)) {
+        if let Err(mpsc::error::TrySendError::Full(op)) = meter.tx.try_send(Op::Final(row, None)) {
             tokio::spawn(async move {
                 if meter.tx.send(op).await.is_err() {
                     tracing::warn!(
@@ -525,6 +629,11 @@ impl Charge {
         }
         self.account(&settlement);
         settlement
+    }
+
+    /// The model the request names, if any (for metrics labels).
+    pub fn model(&self) -> Option<&str> {
+        self.row.model.as_deref()
     }
 
     /// The estimate this charge reserved.
@@ -544,7 +653,8 @@ impl Drop for Charge {
             let estimate = self.estimate;
             let (row, settlement) = self.finish(estimate, 499);
             let meter = Arc::clone(&self.meter);
-            if let Err(mpsc::error::TrySendError::Full(op)) = meter.tx.try_send(Op::Final(row))
+            if let Err(mpsc::error::TrySendError::Full(op)) =
+                meter.tx.try_send(Op::Final(row, None))
                 && let Ok(handle) = tokio::runtime::Handle::try_current()
             {
                 handle.spawn(async move {

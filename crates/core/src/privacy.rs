@@ -207,20 +207,46 @@ impl crate::Service {
     ///
     /// Fails, changing nothing, when a tenant's data key was wrapped by a master key that is
     /// not among `keys` (a server started with the wrong or an outdated key must not start).
+    ///
+    /// Every tenant's data key is unwrapped here, once, and kept: a `marquee keys rotate-master`
+    /// run later re-wraps the stored keys under a master key this process does not hold, and it
+    /// must go on serving every tenant's users until it is restarted. Data keys still wrapped
+    /// by a previous master key (one given as `--previous-master-key-file`, e.g. a tenant
+    /// created by a server that had not been restarted yet) are re-wrapped under the current
+    /// one, so that the previous key can be dropped at the next start.
     pub async fn set_master_keys(&self, keys: MasterKeys) -> Result<u64, ServiceError> {
+        let mut opened = HashMap::new();
+        let mut stale = Vec::new();
         for (tenant, master_id, wrapped) in self.store.all_data_keys().await? {
-            if let Err(e) = keys.unwrap(&wrapped, tenant) {
-                return Err(ServiceError::Invalid {
-                    field: "master key".into(),
-                    message: format!(
-                        "it does not open the stored data keys (tenant {tenant}'s is wrapped by \
-                         master key {master_id}; this one is {}): {e}",
-                        keys.current.id()
-                    ),
-                });
+            match keys.unwrap(&wrapped, tenant) {
+                Ok(key) => {
+                    if master_id != keys.current.id() {
+                        let rewrapped = keys.current.wrap(&key, tenant);
+                        stale.push((tenant, wrapped, keys.current.id().to_string(), rewrapped));
+                    }
+                    opened.insert(tenant, Arc::new(key));
+                }
+                Err(e) => {
+                    return Err(ServiceError::Invalid {
+                        field: "master key".into(),
+                        message: format!(
+                            "it does not open the stored data keys (tenant {tenant}'s is wrapped \
+                             by master key {master_id}; this one is {}): {e}",
+                            keys.current.id()
+                        ),
+                    });
+                }
             }
         }
+        if !stale.is_empty() {
+            let n = self.store.rewrap_data_keys(&stale).await?;
+            tracing::info!(
+                data_keys = n,
+                "data keys wrapped by a previous master key re-wrapped under the current one"
+            );
+        }
         self.crypto.set_master(keys);
+        self.crypto.data_keys.write().extend(opened);
         let mut sealed = 0;
         // A page of users at a time: a tenant of millions at once was hundreds of megabytes
         // of rows in memory at every start.

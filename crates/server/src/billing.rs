@@ -1,7 +1,8 @@
 //! Putting what a request cost on its answer.
 //!
 //! Routes open a [`Charge`] before the work (see `marquee_core::metering`) and close it with
-//! [`billed`] once they know what they served: the ledger row is committed before the answer
+//! [`billed`] once they know what they served: the request is counted against its budgets and
+//! its ledger row queued (or, with `ledger_commit_before_answer`, committed) before the answer
 //! leaves, and the answer carries the units (`x-marquee-units`) and the price
 //! (`x-marquee-cost`). Routes of OpenAI's API also put the units in their `usage` object.
 
@@ -44,6 +45,9 @@ pub async fn billed(
     answer: impl IntoResponse,
 ) -> ApiResult<Response> {
     let tokens = charge.as_ref().and_then(|c| c.tokens.clone());
+    if let Some(model) = charge.as_ref().and_then(|c| c.model()) {
+        crate::metrics::note_model(model);
+    }
     let settlement = match charge {
         Some(c) => Some(c.settle(units, 200).await?),
         None => None,
@@ -72,6 +76,9 @@ pub struct StreamCharge {
 impl StreamCharge {
     /// Holds `charge` (its pending ledger row is committed before the first byte).
     pub async fn hold(mut charge: Option<Charge>, units: Units) -> ApiResult<Self> {
+        if let Some(model) = charge.as_ref().and_then(|c| c.model()) {
+            crate::metrics::note_model(model);
+        }
         if let Some(c) = &mut charge {
             c.hold().await?;
         }

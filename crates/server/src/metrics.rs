@@ -59,6 +59,17 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 #[derive(Clone, Debug)]
 pub struct TenantLabel(pub Arc<str>);
 
+tokio::task_local! {
+    /// The model the request being handled was billed for, noted by the billing code (see
+    /// [`note_model`]) while [`track_requests`] waits for the handler in the same task.
+    static MODEL: std::cell::RefCell<Option<Arc<str>>>;
+}
+
+/// Labels the current request's metrics with `model` (a no-op outside [`track_requests`]).
+pub fn note_model(model: &str) {
+    let _ = MODEL.try_with(|m| *m.borrow_mut() = Some(Arc::from(model)));
+}
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide Prometheus recorder on first call and returns its handle; later
@@ -162,7 +173,13 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let response = next.run(request).await;
+    let (response, model) = MODEL
+        .scope(std::cell::RefCell::new(None), async {
+            let response = next.run(request).await;
+            (response, MODEL.with(|m| m.borrow_mut().take()))
+        })
+        .await;
+    let model = model.unwrap_or_else(|| Arc::from("-"));
     let elapsed = started.elapsed().as_secs_f64();
     let tenant: Arc<str> = response
         .extensions()
@@ -174,6 +191,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         HTTP_REQUESTS,
         "tenant" => Arc::clone(&tenant),
         "route" => route.clone(),
+        "model" => Arc::clone(&model),
         "method" => method,
         "status" => status.as_u16().to_string(),
     )
@@ -182,6 +200,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
         HTTP_REQUEST_DURATION,
         "tenant" => Arc::clone(&tenant),
         "route" => route.clone(),
+        "model" => model,
         "method" => method,
     )
     .record(elapsed);

@@ -14,7 +14,7 @@ use marquee_models::manifest::Manifest;
 use marquee_models::runtime::RuntimeConfig;
 use marquee_server::ServerConfig;
 use marquee_server::upstream::UpstreamModel;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const EMBED: &str = "all-minilm-l6-v2";
@@ -876,4 +876,146 @@ async fn upstream_models_are_proxied_under_marquees_keys() {
         .await;
     assert_error(s, &err, StatusCode::BAD_GATEWAY, "upstream_unreachable");
     let _ = ADMIN_KEY;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_concurrency_limits_hold_on_model_calls_and_metrics_name_the_model() {
+    let server = server_with_models(ServerConfig::default()).await;
+    server.tenant_with_key("limited", "secret").await;
+    let header = |h: &reqwest::header::HeaderMap, name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+
+    // Tokens per minute: each generation takes its estimate (prompt + max_tokens) from the
+    // bucket before it runs and gives back what it did not use; the headers say what is left.
+    let (tpm, _) = server
+        .key_with(
+            "limited",
+            json!({"kind": "secret", "limits": {"tokens_per_minute": 200}}),
+        )
+        .await;
+    let chat = json!({
+        "model": CHAT,
+        "messages": [{"role": "user", "content": "Name a colour."}],
+        "max_tokens": 8,
+    });
+    let mut remaining = Vec::new();
+    let refused = loop {
+        let (s, h, text) = server
+            .send(
+                Method::POST,
+                "/v1/chat/completions",
+                Some(&tpm),
+                Some(chat.clone()),
+                &[],
+            )
+            .await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            break (h, text);
+        }
+        assert_eq!(s, StatusCode::OK, "{text}");
+        assert_eq!(
+            header(&h, "x-ratelimit-limit-tokens").as_deref(),
+            Some("200")
+        );
+        remaining.push(
+            header(&h, "x-ratelimit-remaining-tokens")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no remaining-tokens header: {h:?}")),
+        );
+        assert!(header(&h, "x-ratelimit-reset-tokens").is_some(), "{h:?}");
+        assert!(remaining.len() < 30, "never refused: {remaining:?}");
+    };
+    assert!(!remaining.is_empty());
+    assert!(
+        remaining.windows(2).all(|w| w[1] < w[0]),
+        "remaining tokens do not fall: {remaining:?}"
+    );
+    let (h, text) = refused;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_exceeded",
+    );
+    assert_eq!(
+        header(&h, "x-ratelimit-limit-tokens").as_deref(),
+        Some("200")
+    );
+    assert!(header(&h, "retry-after").is_some(), "{h:?}");
+
+    // Concurrent requests: one at a time for this key; a stream being answered holds the slot.
+    let (one, _) = server
+        .key_with(
+            "limited",
+            json!({"kind": "secret", "limits": {"concurrent_requests": 1}}),
+        )
+        .await;
+    let long = json!({
+        "model": CHAT,
+        "messages": [{"role": "user", "content": "Tell me a very long story about a dragon."}],
+        "max_tokens": 1500,
+        "stream": true,
+    });
+    let mut stream = server
+        .client
+        .post(format!("{}/v1/chat/completions", server.base))
+        .bearer_auth(&one)
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.chunk().await.unwrap().is_some());
+    let (s, h, text) = server
+        .send(Method::GET, "/v1/models", Some(&one), None, &[])
+        .await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_error(
+        s,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limit_exceeded",
+    );
+    assert!(header(&h, "retry-after").is_some(), "{h:?}");
+    drop(stream);
+    let started = Instant::now();
+    loop {
+        let (s, _) = server.get("/v1/models", Some(&one)).await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the slot was not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The operator's metrics count the generations under the model's name.
+    let (s, _, metrics) = server
+        .send(Method::GET, "/metrics", Some(ADMIN_KEY), None, &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("marquee_http_requests_total{")
+                && l.contains("route=\"/v1/chat/completions\"")
+                && l.contains(&format!("model=\"{CHAT}\""))
+                && l.contains("tenant=\"limited\"")),
+        "no request count labelled with the model:\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("marquee_http_requests_total{")
+                && l.contains("route=\"/v1/models\"")
+                && l.contains("model=\"-\"")),
+        "unbilled routes are not labelled `-`"
+    );
 }

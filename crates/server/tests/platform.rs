@@ -2401,3 +2401,154 @@ async fn keys_are_scoped_expire_rotate_revoke_and_are_audited_without_secrets() 
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Failing closed with rows committed before the answer, and on a stuck ledger
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_rows_committed_before_the_answer_every_request_is_refused_while_the_ledger_fails() {
+    let server = TestServer::start_full(
+        marquee_server::ServerConfig::default(),
+        marquee_core::ServiceConfig {
+            poll_interval_secs: 0.2,
+            auto_tune: false,
+            ledger_commit_before_answer: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    price_recommendations(&server, "1").await;
+    let owner = server.tenant_with_key("strict", "secret").await;
+    server.seed_films(&owner).await;
+    let (key, key_id) = server
+        .key_with("strict", json!({"kind": "secret", "budget": "0.05"}))
+        .await;
+
+    // Served normally: each answer's row is in the ledger when the answer arrives.
+    for n in 1..=5 {
+        let (s, b) = server.get("/v1/recommend/ann", Some(&key)).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(usage_records(&server, &owner).await.len(), n);
+    }
+
+    let conn = server.refuse_usage_writes().await;
+    // 200 at once against an unwritable ledger: not one is served.
+    let answers = burst(&server, &key, "/v1/recommend/ann", 200).await;
+    for (s, h, body) in &answers {
+        assert_error(
+            *s,
+            body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(header(h, "retry-after").is_some(), "{h:?}");
+        assert!(header(h, "x-marquee-cost").is_none(), "{h:?}");
+    }
+    // And none a second later, when a request is let through to try the ledger again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..5 {
+        let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
+        assert_error(
+            s,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+    }
+    server.allow_usage_writes(conn).await;
+    assert_eq!(usage_records(&server, &owner).await.len(), 5);
+
+    // Served again within a few seconds; the refused requests used none of the budget.
+    let started = Instant::now();
+    let mut served = 5;
+    loop {
+        let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
+        if s == StatusCode::OK {
+            served += 1;
+            break;
+        }
+        assert_error(
+            s,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "still refused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answers = burst(&server, &key, "/v1/recommend/ann", 200).await;
+    served += answers
+        .iter()
+        .filter(|(s, _, _)| *s == StatusCode::OK)
+        .count();
+    assert_eq!(served, 50);
+    let rows: Vec<Value> = usage_records(&server, &owner)
+        .await
+        .into_iter()
+        .filter(|r| r["key_id"] == key_id.as_str())
+        .collect();
+    assert_eq!(rows.len(), 50);
+    let (_, report) = server.get("/v1/usage", Some(&owner)).await;
+    assert_eq!(report["total"]["requests"], 50, "{report}");
+    assert_eq!(report["total"]["cost"], "0.05", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_refused_while_a_ledger_write_is_stuck_and_served_once_it_ends() {
+    use sqlx::Connection;
+    let server = TestServer::start().await;
+    price_recommendations(&server, "1").await;
+    let owner = server.tenant_with_key("stuck", "secret").await;
+    server.seed_films(&owner).await;
+    let (key, _) = server.key_with("stuck", json!({"kind": "secret"})).await;
+
+    // Another connection holds the database's write lock: the ledger writer's next commit
+    // waits for it (SQLite's busy timeout is longer than the refusal threshold of 5 s).
+    let db = server.data_dir().join("marquee.db");
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let locked_at = Instant::now();
+    // Served at first (written behind; the writer is waiting for the lock)…
+    let mut served = 0;
+    let (s, b) = server.get("/v1/recommend/ann", Some(&key)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    served += 1;
+    // …refused once the write has been stuck for 5 s.
+    tokio::time::sleep(Duration::from_millis(6_000).saturating_sub(locked_at.elapsed())).await;
+    let answers = burst(&server, &key, "/v1/recommend/ann", 20).await;
+    for (s, _, body) in &answers {
+        assert_error(
+            *s,
+            body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+    }
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    lock.close().await.unwrap();
+
+    let started = Instant::now();
+    loop {
+        let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
+        if s == StatusCode::OK {
+            served += 1;
+            break;
+        }
+        assert_error(
+            s,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "still refused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing served was lost.
+    let rows = usage_records(&server, &owner).await;
+    assert_eq!(rows.len(), served);
+}
