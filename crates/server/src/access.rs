@@ -33,6 +33,9 @@ const KEYLESS_ROUTES: &[&str] = &[
     "/docs",
     "/docs/",
     "/docs/{*file}",
+    // Gorse's probes, which Gorse's AuthFilter lets through whatever the key.
+    "/api/health/live",
+    "/api/health/ready",
 ];
 
 /// Headers a browser script may read from Marquee's answers.

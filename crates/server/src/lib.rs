@@ -85,6 +85,9 @@ pub fn router(service: Arc<Service>, config: ServerConfig) -> Router {
             )
             .into_response()
         }))
+        // Under `/api/`, errors answered before a Gorse handler runs (a wrong key, a limit, an
+        // unknown route, a panic) are plain text, as Gorse's server answers them.
+        .layer(axum::middleware::from_fn(routes::gorse::plain_text_errors))
         .layer(
             TraceLayer::new_for_http()
                 // 5xx answers (e.g. /readyz while training) are logged by whoever caused them.

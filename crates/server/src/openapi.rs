@@ -266,6 +266,8 @@ fn docs_file(file: &str) -> Response {
         gorse::latest,
         gorse::popular,
         gorse::session_recommend,
+        gorse::health_live,
+        gorse::health_ready,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&Conventions),
@@ -295,8 +297,9 @@ Gorse client (PyGorse, gorse.js, the Go client, plain HTTP) works unchanged. Bod
 Gorse's field names (`UserId`, `ItemId`, `FeedbackType`, `Timestamp`, `Labels`, `Categories`, \
 `IsHidden`, `Comment`, `RowAffected`, `Cursor`, `Id`, `Score`); bodies are read as Go reads JSON \
 (field names in any case, unknown fields ignored). Send the key as `X-API-Key`, as Gorse clients \
-do (`Authorization: Bearer` works too). Errors are Marquee's error bodies with Gorse's statuses: \
-malformed input is 400 (never 422), an unknown user or item 404.";
+do (`Authorization: Bearer` works too). Errors are answered as Gorse's server answers them: the \
+status and the error's text as a plain-text body (`unauthorized`, `<id>: user not found`, Go's \
+decoding errors); malformed input is 400 (never 422), an unknown user or item 404.";
 
 /// Gorse paths served by the handler documented under another path: Gorse clients call the
 /// category routes with a category, without one and with an empty one (a trailing slash), and
@@ -581,6 +584,70 @@ fn error_response(description: &str, retry_after: bool, rate_limit: bool) -> Ope
     response.build()
 }
 
+/// The error answers of the Gorse-compatible API, by status: a plain-text body, the error's
+/// text, as Gorse's server (go-restful's `WriteError`) answers.
+const GORSE_ERRORS: &[(u16, &str, &str)] = &[
+    (
+        400,
+        "GorseBadRequest",
+        "Malformed input: a body that is not JSON (`EOF`, Go's decoding errors such as `json: cannot unmarshal …`), labels Gorse refuses, a parameter that is not an integer (`strconv.Atoi: …`), or a value outside Marquee's limits.",
+    ),
+    (
+        401,
+        "GorseUnauthorized",
+        "No key, or a wrong one: `unauthorized`.",
+    ),
+    (
+        403,
+        "GorseForbidden",
+        "The key lacks the scope the route needs.",
+    ),
+    (
+        404,
+        "GorseNotFound",
+        "No such user or item in the caller's tenant (`<id>: user not found`, `<id>: item not found`).",
+    ),
+    (
+        413,
+        "GorsePayloadTooLarge",
+        "The body is larger than the server accepts.",
+    ),
+    (
+        429,
+        "GorseTooManyRequests",
+        "A rate or concurrency limit, a quota or a budget is reached; see `Retry-After`.",
+    ),
+    (
+        500,
+        "GorseInternalError",
+        "Something failed on the server; details are in its log, not here.",
+    ),
+    (
+        503,
+        "GorseUnavailable",
+        "A model is busy or not loaded, or the usage ledger cannot be written; see `Retry-After`.",
+    ),
+];
+
+/// A plain-text error answer of the Gorse-compatible API.
+fn gorse_error_response(description: &str, retry_after: bool, rate_limit: bool) -> OpenApiResponse {
+    let mut response = error_response(description, retry_after, rate_limit);
+    response.content.clear();
+    response.content.insert(
+        "text/plain".into(),
+        RefOr::T(ContentBuilder::new().schema(Some(String::schema())).build()),
+    );
+    response
+}
+
+fn gorse_error_ref(status: u16) -> RefOr<OpenApiResponse> {
+    let name = GORSE_ERRORS
+        .iter()
+        .find(|(s, _, _)| *s == status)
+        .map_or("GorseInternalError", |(_, name, _)| name);
+    RefOr::Ref(Ref::new(format!("#/components/responses/{name}")))
+}
+
 fn error_ref(status: u16) -> RefOr<OpenApiResponse> {
     let name = ERRORS
         .iter()
@@ -666,6 +733,16 @@ impl Modify for Conventions {
                 )),
             );
         }
+        for (status, name, description) in GORSE_ERRORS {
+            components.responses.insert(
+                name.to_string(),
+                RefOr::T(gorse_error_response(
+                    description,
+                    matches!(status, 429 | 503),
+                    *status == 429,
+                )),
+            );
+        }
         doc.security = Some(vec![
             SecurityRequirement::new("bearer", Vec::<String>::new()),
             SecurityRequirement::new("api_key", Vec::<String>::new()),
@@ -700,8 +777,9 @@ impl Modify for Conventions {
                     security.push(SecurityRequirement::default());
                     op.security = Some(security);
                 }
-                // Gorse answers any malformed body or parameter with 400, reads a body whatever
-                // its content type, and so do its routes here: no 415 or 422 for them.
+                // Gorse answers any malformed body or parameter with 400, a body of another
+                // content type too, and so do its routes here: no 415 or 422 for them; and its
+                // errors are plain text.
                 let gorse = op
                     .tags
                     .as_ref()
@@ -721,6 +799,7 @@ impl Modify for Conventions {
                     common.push(if gorse { 400 } else { 422 });
                 }
                 common.push(500);
+                let error_ref = if gorse { gorse_error_ref } else { error_ref };
                 for status in common {
                     op.responses
                         .responses
@@ -1435,7 +1514,8 @@ pub struct ImageUsage {
 // Gorse-compatible API (`/api/`): Gorse's field names, as `routes/gorse.rs` writes and reads
 // them.
 
-/// `Labels` of a Gorse item or user: an array of distinct strings, or (Gorse 0.5) an object.
+/// `Labels` of a Gorse item: an array of strings (its tags, each kept once), or (Gorse 0.5) an
+/// object (its metadata).
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum GorseLabels {
@@ -1465,8 +1545,9 @@ pub struct GorseUser {
 pub struct GorseUserInput {
     /// 1–256 bytes.
     pub user_id: String,
-    /// Stored as the attribute `labels`.
-    pub labels: Option<GorseLabels>,
+    /// Stored as the attribute `labels`: any labels Gorse takes (a string, a number, an array
+    /// of strings or of numbers, an object of labels).
+    pub labels: Option<Value>,
     /// Stored as the attribute `subscribe`.
     pub subscribe: Option<Vec<String>>,
     /// Stored as the attribute `comment`.
@@ -1477,19 +1558,16 @@ pub struct GorseUserInput {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct GorseUserPatch {
-    pub labels: Option<GorseLabels>,
+    /// As in an insert.
+    pub labels: Option<Value>,
     pub subscribe: Option<Vec<String>>,
     /// An empty comment removes it.
     pub comment: Option<String>,
 }
 
-/// Users to insert: an array (or one object, a batch of one).
+/// Users to insert: an array (Gorse reads a `[]data.User`; `null` is an empty batch).
 #[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum GorseUserBatch {
-    Many(Vec<GorseUserInput>),
-    One(GorseUserInput),
-}
+pub struct GorseUserBatch(pub Vec<GorseUserInput>);
 
 /// A page of users; pass `Cursor` as `cursor` for the next one (empty: the last page).
 #[derive(Serialize, ToSchema)]
@@ -1532,7 +1610,7 @@ pub struct GorseItemInput {
     /// none.
     #[schema(examples("2022-02-24T10:00:00Z"))]
     pub timestamp: Option<String>,
-    /// An array of distinct strings (the item's tags) or an object (its metadata).
+    /// An array of strings (the item's tags, each kept once) or an object (its metadata).
     pub labels: Option<GorseLabels>,
     /// The item's description.
     pub comment: Option<String>,
@@ -1552,13 +1630,9 @@ pub struct GorseItemPatch {
     pub comment: Option<String>,
 }
 
-/// Items to insert: an array (or one object, a batch of one).
+/// Items to insert: an array (Gorse reads a `[]server.Item`; `null` is an empty batch).
 #[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum GorseItemBatch {
-    Many(Vec<GorseItemInput>),
-    One(GorseItemInput),
-}
+pub struct GorseItemBatch(pub Vec<GorseItemInput>);
 
 /// A page of items; pass `Cursor` as `cursor` for the next one (empty: the last page).
 #[derive(Serialize, ToSchema)]
@@ -1599,13 +1673,9 @@ pub struct GorseFeedbackInput {
     pub comment: Option<String>,
 }
 
-/// Feedback events: an array (or one object, a batch of one).
+/// Feedback events: an array (Gorse reads a `[]server.Feedback`; `null` is an empty batch).
 #[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum GorseFeedbackBatch {
-    Many(Vec<GorseFeedbackInput>),
-    One(GorseFeedbackInput),
-}
+pub struct GorseFeedbackBatch(pub Vec<GorseFeedbackInput>);
 
 /// A page of feedback; pass `Cursor` as `cursor` for the next one (empty: the last page).
 #[derive(Serialize, ToSchema)]
@@ -1613,6 +1683,23 @@ pub enum GorseFeedbackBatch {
 pub struct GorseFeedbackPage {
     pub cursor: String,
     pub feedback: Vec<GorseFeedback>,
+}
+
+/// Gorse's health status (`HealthStatus`): Marquee's one store is both Gorse's data store and
+/// its cache store.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct GorseHealthStatus {
+    /// Whether the server is ready (as Marquee's `/readyz` says).
+    pub ready: bool,
+    /// `null` when the store answers; `{}` (a Go error) when it does not.
+    #[schema(required = true)]
+    pub data_store_error: Option<Map<String, Value>>,
+    /// As `DataStoreError`.
+    #[schema(required = true)]
+    pub cache_store_error: Option<Map<String, Value>>,
+    pub data_store_connected: bool,
+    pub cache_store_connected: bool,
 }
 
 /// How many objects a write inserted, changed or deleted.

@@ -1,8 +1,12 @@
 //! The Gorse-compatible API (`/api/…`) against a real server: PyGorse, Gorse's official
 //! Python client, doing its whole round trip (`tests/gorse_client.py`), and HTTP calls made
-//! the way Gorse's clients and docs make them — Gorse's JSON shapes and status codes,
-//! `X-API-Version: 2`, cursors, category routes (also with the empty category gorse.js and
-//! PyGorse send), bad input, metering, and tenant isolation.
+//! the way Gorse's clients and docs make them — Gorse's JSON shapes, status codes and
+//! plain-text errors, `X-API-Version: 2`, cursors, category routes (also with the empty
+//! category gorse.js and PyGorse send), bad input, health probes, metering, and tenant
+//! isolation.
+//!
+//! What Gorse answers is taken from its source, v0.5 (`server/rest.go` of gorse-io/gorse, and
+//! go-restful v3, which serves it); the comments name the functions.
 //!
 //! The PyGorse test needs `python3` with `PyGorse==0.5.1` (`python3 -m pip install
 //! PyGorse==0.5.1`; scripts/test installs it); `MARQUEE_TEST_PYTHON` names another
@@ -21,8 +25,11 @@ fn python() -> String {
     std::env::var("MARQUEE_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Sends a request the way Gorse clients do (`X-API-Key`), with extra headers; returns the
-/// status, the headers and the JSON body (Null when empty).
+/// Sends a request the way Gorse clients do (`X-API-Key`; none when `key` is empty), with
+/// extra headers; returns the status, the headers and the body: JSON (Null when empty), or
+/// for an error its plain text as a JSON string (checked to be `text/plain`, as Gorse writes
+/// errors: go-restful's `Response.WriteError` writes the status and `err.Error()`, and Go's
+/// `net/http` types that body `text/plain; charset=utf-8`).
 async fn gorse(
     server: &TestServer,
     method: Method,
@@ -33,8 +40,10 @@ async fn gorse(
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
     let mut req = server
         .client
-        .request(method, format!("{}{}", server.base, path))
-        .header("X-API-Key", key);
+        .request(method, format!("{}{}", server.base, path));
+    if !key.is_empty() {
+        req = req.header("X-API-Key", key);
+    }
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
@@ -45,12 +54,43 @@ async fn gorse(
     let status = resp.status();
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
-    let value = if text.is_empty() {
+    let value = if status.is_client_error() || status.is_server_error() {
+        let content_type = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            content_type, "text/plain; charset=utf-8",
+            "{path}: an error in plain text, as Gorse writes it: {text}"
+        );
+        Value::String(text)
+    } else if text.is_empty() {
         Value::Null
     } else {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body for {path}: {text}"))
     };
     (status, headers, value)
+}
+
+/// Asserts a Gorse error: the status and the exact plain-text body.
+#[track_caller]
+fn assert_text(status: StatusCode, body: &Value, want_status: StatusCode, want: &str) {
+    assert_eq!(
+        (status, body.as_str()),
+        (want_status, Some(want)),
+        "body: {body}"
+    );
+}
+
+/// Asserts a Gorse error whose text is Marquee's own (a limit Gorse does not have): the status,
+/// and a text that contains `part`.
+#[track_caller]
+fn assert_text_has(status: StatusCode, body: &Value, want_status: StatusCode, part: &str) {
+    assert_eq!(status, want_status, "body: {body}");
+    assert!(
+        body.as_str().is_some_and(|t| t.contains(part)),
+        "{part:?} not in {body}"
+    );
 }
 
 async fn get(server: &TestServer, path: &str, key: &str) -> (StatusCode, Value) {
@@ -311,16 +351,21 @@ async fn users_items_and_feedback_have_gorses_shapes_and_map_onto_marquees_data(
     assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
     let (_, bare) = get(&server, "/api/item/bare", &key).await;
     assert_eq!(bare["Categories"], json!(["Crime"]));
-    let (s, _, b) = gorse(
-        &server,
-        Method::PUT,
-        "/api/item/nothing/category/Drama",
-        &key,
-        None,
-        &[],
-    )
-    .await;
-    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    // An unknown item: Gorse's insertItemCategory passes its store's error (`<id>: item not
+    // found`) to InternalServerError, a 500; Marquee answers the same text with 404, a 5xx
+    // being a failure of the server here.
+    for method in [Method::PUT, Method::DELETE] {
+        let (s, _, b) = gorse(
+            &server,
+            method,
+            "/api/item/nothing/category/Drama",
+            &key,
+            None,
+            &[],
+        )
+        .await;
+        assert_text(s, &b, StatusCode::NOT_FOUND, "nothing: item not found");
+    }
 
     // Users: Gorse's fields are attributes; other attributes show as the Labels object.
     let (s, b) = send(
@@ -446,8 +491,15 @@ async fn users_items_and_feedback_have_gorses_shapes_and_map_onto_marquees_data(
     assert_eq!((s, none), (StatusCode::OK, json!([])));
     let (s, none) = get(&server, "/api/feedback/nobody/heat", &key).await;
     assert_eq!((s, none), (StatusCode::OK, json!([])));
+    // (Gorse's getTypedUserItemFeedback indexes the empty list, `feedback[0]`, and the
+    // connection drops; Marquee answers 404.)
     let (s, b) = get(&server, "/api/feedback/like/nobody/heat", &key).await;
-    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    assert_text(
+        s,
+        &b,
+        StatusCode::NOT_FOUND,
+        "like nobody heat: feedback not found",
+    );
 
     // Deleting one type, then the rest.
     let (s, _, b) = gorse(
@@ -479,7 +531,9 @@ async fn users_items_and_feedback_have_gorses_shapes_and_map_onto_marquees_data(
         "gone from Marquee's view too"
     );
 
-    // Deleting users and items.
+    // Deleting users and items. Gone, they are 404 with the text of Gorse's stores
+    // (`errors.Annotate(ErrItemNotExist, itemId)`: `<id>: item not found`; getItem and getUser
+    // answer it with PageNotFound).
     let (s, _, b) = gorse(
         &server,
         Method::DELETE,
@@ -491,11 +545,38 @@ async fn users_items_and_feedback_have_gorses_shapes_and_map_onto_marquees_data(
     .await;
     assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
     let (s, b) = get(&server, "/api/item/new-film", &key).await;
-    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    assert_text(s, &b, StatusCode::NOT_FOUND, "new-film: item not found");
     let (s, _, b) = gorse(&server, Method::DELETE, "/api/user/dan", &key, None, &[]).await;
     assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
     let (s, b) = get(&server, "/api/user/dan", &key).await;
-    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    assert_text(s, &b, StatusCode::NOT_FOUND, "dan: user not found");
+    // Deleting them again: Gorse's deleteUser and deleteItem do not look them up and answer
+    // `Success{RowAffected: 1}` whatever their store deleted; so does Marquee.
+    for path in ["/api/item/new-film", "/api/user/dan"] {
+        let (s, _, b) = gorse(&server, Method::DELETE, path, &key, None, &[]).await;
+        assert_eq!(
+            (s, b),
+            (StatusCode::OK, json!({"RowAffected": 1})),
+            "{path}"
+        );
+    }
+    // Patching them: Gorse's modifyUser and modifyItem answer `RowAffected: 1` having updated
+    // no row (their stores' UPDATE matches none); Marquee answers 200 too, but says that no
+    // row was written (it would otherwise acknowledge data it does not keep), and creates
+    // nothing.
+    for (path, body) in [
+        ("/api/item/new-film", json!({"Comment": "back?"})),
+        ("/api/user/dan", json!({"Comment": "back?"})),
+    ] {
+        let (s, b) = send(&server, Method::PATCH, path, &key, body).await;
+        assert_eq!(
+            (s, b),
+            (StatusCode::OK, json!({"RowAffected": 0})),
+            "{path}"
+        );
+        let (s, _) = get(&server, path, &key).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path} stays deleted");
+    }
 }
 
 #[tokio::test]
@@ -802,102 +883,316 @@ async fn cursors_page_through_users_items_and_feedback() {
     // Search (PyGorse's `search_items`): items whose id or text contains the query.
     let (_, found) = get(&server, "/api/items?q=item-2&n=100", &key).await;
     assert_eq!(found["Items"].as_array().unwrap().len(), 5, "{found}");
-    // A cursor this API did not write is refused.
+    // A cursor this API did not write is refused: 400 (Gorse's stores fail to decode it and
+    // Gorse answers 500; nothing failed on the server here).
     let (s, b) = get(&server, "/api/feedback?cursor=not-a-cursor", &key).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
 }
 
 #[tokio::test]
 async fn bad_input_is_answered_as_gorse_answers_it() {
     let server = TestServer::start().await;
     let key = server.tenant_with_key("strict", "secret").await;
-    let post_raw = |path: &'static str, body: &'static str| {
+    // Sends a raw body with a content type; returns the status and the body (JSON, or an
+    // error's text as a JSON string).
+    let raw = |method: Method,
+               path: &'static str,
+               content_type: Option<&'static str>,
+               body: &'static str| {
         let server = &server;
         let key = key.clone();
         async move {
-            let resp = server
+            let mut req = server
                 .client
-                .post(format!("{}{path}", server.base))
+                .request(method, format!("{}{path}", server.base))
                 .header("X-API-Key", key)
-                .header("Content-Type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+                .body(body);
+            if let Some(ct) = content_type {
+                req = req.header("Content-Type", ct);
+            }
+            let resp = req.send().await.unwrap();
             let status = resp.status();
-            (status, resp.json::<Value>().await.unwrap())
+            let text_plain = resp
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.to_str().unwrap() == "text/plain; charset=utf-8");
+            let text = resp.text().await.unwrap();
+            if status.is_success() {
+                (status, serde_json::from_str::<Value>(&text).unwrap())
+            } else {
+                assert!(text_plain, "{path}: not plain text: {text}");
+                (status, Value::String(text))
+            }
         }
     };
-    // Malformed JSON and wrong types: 400 (Gorse's BadRequest), with Marquee's error body.
-    let (s, b) = post_raw("/api/feedback", "[{").await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_json");
-    let (s, b) = post_raw("/api/item", r#"{"ItemId": 7}"#).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
-    assert!(
-        b["error"]["message"].as_str().unwrap().contains("ItemId"),
-        "{b}"
+    let post = |path: &'static str, body: &'static str| {
+        raw(Method::POST, path, Some("application/json"), body)
+    };
+
+    // Bodies. Gorse's handlers pass whatever `request.ReadEntity` returns to BadRequest: 400
+    // with the error's text. go-restful reads a body only as its content type says
+    // (`Unable to unmarshal content of type:` otherwise, a ServiceError), with Go's
+    // `json.Decoder`: nothing is `EOF`, a value cut short `unexpected EOF`, a value of the
+    // wrong type Go's UnmarshalTypeError; only the first value is read.
+    let (s, b) = post("/api/feedback", "").await;
+    assert_text(s, &b, StatusCode::BAD_REQUEST, "EOF");
+    let (s, b) = post("/api/feedback", "[{").await;
+    assert_text(s, &b, StatusCode::BAD_REQUEST, "unexpected EOF");
+    let (s, b) = post("/api/feedback", "[}").await;
+    assert_text_has(s, &b, StatusCode::BAD_REQUEST, "invalid JSON");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/item",
+        Some("text/plain"),
+        r#"{"ItemId": "t"}"#,
+    )
+    .await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "[ServiceError:400] Unable to unmarshal content of type:text/plain",
     );
-    let (s, b) = post_raw("/api/feedback", r#"{"FeedbackType": "view"}"#).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_batch");
-    let (s, b) = post_raw("/api/user", r#"{"UserId": "u", "Labels": ["a", "a"]}"#).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate"),
-        "{b}"
+    let (s, b) = raw(Method::POST, "/api/item", None, r#"{"ItemId": "t"}"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "[ServiceError:400] Unable to unmarshal content of type:",
     );
-    let (s, b) = post_raw("/api/user", r#"{"UserId": "u", "Labels": 3}"#).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
-    let (s, b) = post_raw(
+    let (s, b) = raw(
+        Method::POST,
+        "/api/item",
+        Some("application/json; charset=utf-8"),
+        r#"{"ItemId": "t"} and what follows"#,
+    )
+    .await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
+    // insertItem decodes a `server.Item`, insertUsers a `[]data.User`, insertFeedback a
+    // `[]server.Feedback`, modifyItem a `data.ItemPatch`.
+    let (s, b) = post("/api/item", r#"{"ItemId": 7}"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal number into Go struct field Item.ItemId of type string",
+    );
+    let (s, b) = post("/api/item", r#"{"ItemId": "x", "Categories": "Drama"}"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal string into Go struct field Item.Categories of type []string",
+    );
+    let (s, b) = post("/api/users", r#"[{"UserId": "u", "Subscribe": ["a", 1]}]"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal number into Go struct field User.Subscribe of type string",
+    );
+    let (s, b) = post("/api/users", r#""users""#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal string into Go value of type []data.User",
+    );
+    let (s, b) = post("/api/feedback", r#"{"FeedbackType": "view"}"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal object into Go value of type []server.Feedback",
+    );
+    let (s, b) = post("/api/user", r#"["u"]"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal array into Go value of type data.User",
+    );
+    let (s, b) = raw(
+        Method::PATCH,
+        "/api/item/t",
+        Some("application/json"),
+        r#"{"IsHidden": "yes"}"#,
+    )
+    .await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "json: cannot unmarshal string into Go struct field ItemPatch.IsHidden of type bool",
+    );
+    // An empty batch, or `null` (a nil slice in Go), affects no row.
+    for body in ["[]", "null"] {
+        let (s, b) = post("/api/items", body).await;
+        assert_eq!(
+            (s, b),
+            (StatusCode::OK, json!({"RowAffected": 0})),
+            "{body}"
+        );
+    }
+
+    // Labels: Gorse's ValidateLabels (storage/data/database.go) takes a string, a number, a
+    // list of strings or of numbers, or an object of those, duplicates included; it refuses
+    // the rest with its texts.
+    let (s, b) = post("/api/user", r#"{"UserId": "u", "Labels": ["a", "a"]}"#).await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
+    let (_, u) = get(&server, "/api/user/u", &key).await;
+    assert_eq!(
+        u["Labels"],
+        json!(["a", "a"]),
+        "a user's labels are kept as sent"
+    );
+    let (s, b) = post("/api/user", r#"{"UserId": "v", "Labels": 3}"#).await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
+    let (s, b) = post(
+        "/api/user",
+        r#"{"UserId": "w", "Labels": {"size": [1, 2], "city": "Oslo"}}"#,
+    )
+    .await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
+    let (s, b) = post("/api/user", r#"{"UserId": "u", "Labels": ["a", 1]}"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        r#"unsupported labels: ["a",1]"#,
+    );
+    let (s, b) = post("/api/user", r#"{"UserId": "u", "Labels": {"ok": [true]}}"#).await;
+    assert_text(s, &b, StatusCode::BAD_REQUEST, "unsupported labels: [true]");
+    let (s, b) = post("/api/user", r#"{"UserId": "u", "Labels": true}"#).await;
+    assert_text(
+        s,
+        &b,
+        StatusCode::BAD_REQUEST,
+        "unsupported type in labels: bool",
+    );
+    // An item keeps its list labels as tags, each once (a deviation: Gorse keeps ["a", "a"]),
+    // and has no place for the labels Gorse also takes that are neither a list of strings nor
+    // an object (Marquee's 400).
+    let (s, b) = post("/api/item", r#"{"ItemId": "d", "Labels": ["a", "a", "b"]}"#).await;
+    assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
+    let (_, d) = get(&server, "/api/item/d", &key).await;
+    assert_eq!(d["Labels"], json!(["a", "b"]));
+    let (s, b) = post("/api/item", r#"{"ItemId": "n", "Labels": [1, 2]}"#).await;
+    assert_text_has(s, &b, StatusCode::BAD_REQUEST, "Labels");
+
+    // Marquee's own limits (Gorse has none of them): 400 with Marquee's text.
+    let (s, b) = post(
         "/api/item",
         r#"{"ItemId": "x", "Timestamp": "next tuesday"}"#,
     )
     .await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
-    let (s, b) = post_raw("/api/item", r#"{"Comment": "no id"}"#).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_batch");
-    let (s, b) = post_raw("/api/users", r#""users""#).await;
-    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
-    // An empty batch affects no row.
-    let (s, b) = post_raw("/api/items", "[]").await;
-    assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 0})));
+    assert_text_has(s, &b, StatusCode::BAD_REQUEST, "next tuesday");
+    let (s, b) = post("/api/item", r#"{"Comment": "no id"}"#).await;
+    assert_text_has(s, &b, StatusCode::BAD_REQUEST, "id");
+    let (s, b) = post(
+        "/api/feedback",
+        r#"[{"FeedbackType": "view", "UserId": "u"}]"#,
+    )
+    .await;
+    assert_text_has(s, &b, StatusCode::BAD_REQUEST, "element 0 of the batch");
 
-    // Bad query parameters: 400.
-    for path in [
-        "/api/recommend/u?n=ten",
-        "/api/recommend/u?offset=-1",
-        "/api/recommend/u?n=900&offset=200",
-        "/api/recommend/u?write-back-type=read&write-back-delay=soon",
-        "/api/recommend/u?write-back-type=two%20words",
-        "/api/items?n=x",
-        "/api/popular?n=1.5",
+    // Query parameters. Gorse's ParseInt is `strconv.Atoi`, whose error BadRequest answers;
+    // ParseDuration is `time.ParseDuration`, whose error text is `time: invalid duration "…"`.
+    for (path, text) in [
+        (
+            "/api/recommend/u?n=ten",
+            r#"strconv.Atoi: parsing "ten": invalid syntax"#,
+        ),
+        (
+            "/api/items?n=x",
+            r#"strconv.Atoi: parsing "x": invalid syntax"#,
+        ),
+        (
+            "/api/users?n=%205",
+            r#"strconv.Atoi: parsing " 5": invalid syntax"#,
+        ),
+        (
+            "/api/popular?n=1.5",
+            r#"strconv.Atoi: parsing "1.5": invalid syntax"#,
+        ),
+        (
+            "/api/latest?offset=99999999999999999999",
+            r#"strconv.Atoi: parsing "99999999999999999999": value out of range"#,
+        ),
+        (
+            "/api/recommend/u?write-back-type=read&write-back-delay=soon",
+            r#"time: invalid duration "soon""#,
+        ),
     ] {
         let (s, b) = get(&server, path, &key).await;
-        assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_request");
-        assert!(b["error"]["message"].as_str().is_some(), "{path}: {b}");
+        assert_text(s, &b, StatusCode::BAD_REQUEST, text);
+    }
+    // Marquee's limits: no negative counts (Gorse hands them to its store), at most 1000 in a
+    // list, feedback types without spaces.
+    for path in [
+        "/api/recommend/u?offset=-1",
+        "/api/recommend/u?n=900&offset=200",
+        "/api/recommend/u?write-back-type=two%20words",
+    ] {
+        let (s, b) = get(&server, path, &key).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {b}");
+        assert!(b.as_str().is_some_and(|t| !t.is_empty()), "{path}: {b}");
     }
     // Empty values fall back to the defaults, as Gorse's ParseInt does.
     let (s, _) = get(&server, "/api/items?n=&cursor=", &key).await;
     assert_eq!(s, StatusCode::OK);
 
-    // Unknown objects: 404; no key or a wrong one: 401.
+    // Unknown objects: 404 with the text of Gorse's stores.
     let (s, b) = get(&server, "/api/user/nobody", &key).await;
-    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
-    let (s, b) = send(
-        &server,
-        Method::PATCH,
-        "/api/item/nothing",
-        &key,
-        json!({"Comment": "x"}),
-    )
-    .await;
-    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    assert_text(s, &b, StatusCode::NOT_FOUND, "nobody: user not found");
+    let (s, b) = get(&server, "/api/item/nothing", &key).await;
+    assert_text(s, &b, StatusCode::NOT_FOUND, "nothing: item not found");
+
+    // No key or a wrong one: Gorse's AuthFilter, `WriteError(401, fmt.Errorf("unauthorized"))`.
     let (s, b) = get(&server, "/api/users", "mq_sk_wrong_key_0000000000000").await;
-    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (s, b) = server.get("/api/users", None).await;
-    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_text(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (s, b) = get(&server, "/api/users", "").await;
+    assert_text(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (s, _, b) = gorse(&server, Method::DELETE, "/api/user/u", "", None, &[]).await;
+    assert_text(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+    let (_, u) = get(&server, "/api/user/u", &key).await;
+    assert_eq!(u["UserId"], "u", "the refused deletion deleted nothing");
+
+    // go-restful's router: an unknown route is `404: Page Not Found`, a route without the
+    // method `405: Method Not Allowed`, key or no key.
+    for k in [key.as_str(), ""] {
+        let (s, b) = get(&server, "/api/no-such-route", k).await;
+        assert_text(s, &b, StatusCode::NOT_FOUND, "404: Page Not Found");
+        let (s, _, b) = gorse(&server, Method::PATCH, "/api/users", k, None, &[]).await;
+        assert_text(
+            s,
+            &b,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405: Method Not Allowed",
+        );
+    }
+    // Marquee's own routes keep Marquee's error bodies.
+    let (s, b) = server.get("/v1/no-such-route", Some(&key)).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn gorses_health_probes_need_no_key() {
+    // Gorse's `/api/health/live` and `/api/health/ready` (checkLive, checkReady), which its
+    // AuthFilter lets through whatever the key: Gorse's HealthStatus.
+    let server = TestServer::start().await;
+    for key in ["", "mq_sk_wrong_key_0000000000000"] {
+        for path in ["/api/health/live", "/api/health/ready"] {
+            let (s, b) = get(&server, path, key).await;
+            assert_eq!(s, StatusCode::OK, "{path}: {b}");
+            assert_eq!(
+                b,
+                json!({"Ready": true, "DataStoreError": null, "CacheStoreError": null,
+                       "DataStoreConnected": true, "CacheStoreConnected": true}),
+                "{path}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -917,13 +1212,16 @@ async fn the_gorse_api_keeps_tenants_apart_and_keys_to_their_scopes() {
     let b = server.tenant_with_key("beta", "secret").await;
 
     // B sees none of A's objects...
-    for path in [
-        "/api/user/ann",
-        "/api/item/alien",
-        "/api/feedback/view/ann/alien",
+    for (path, text) in [
+        ("/api/user/ann", "ann: user not found"),
+        ("/api/item/alien", "alien: item not found"),
+        (
+            "/api/feedback/view/ann/alien",
+            "view ann alien: feedback not found",
+        ),
     ] {
         let (s, body) = get(&server, path, &b).await;
-        assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+        assert_text(s, &body, StatusCode::NOT_FOUND, text);
     }
     for path in [
         "/api/users",
@@ -946,11 +1244,31 @@ async fn the_gorse_api_keeps_tenants_apart_and_keys_to_their_scopes() {
     }
     let (_, recs) = get(&server, "/api/recommend/ann", &b).await;
     assert_eq!(recs, json!([]), "B has no items to recommend");
-    // ...and cannot change them: deleting or patching A's objects finds nothing.
-    let (s, _, body) = gorse(&server, Method::DELETE, "/api/item/alien", &b, None, &[]).await;
-    assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
-    let (s, _, body) = gorse(&server, Method::DELETE, "/api/user/ann", &b, None, &[]).await;
-    assert_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+    // ...and cannot change them: deleting or patching A's objects finds nothing. The answers
+    // are Gorse's for objects that are not there — the same whether A has them or not, so
+    // they tell B nothing — and A's objects stay as they are.
+    for path in ["/api/item/alien", "/api/user/ann"] {
+        let (s, _, body) = gorse(&server, Method::DELETE, path, &b, None, &[]).await;
+        assert_eq!(
+            (s, body),
+            (StatusCode::OK, json!({"RowAffected": 1})),
+            "{path}"
+        );
+        let (s, body) = send(&server, Method::PATCH, path, &b, json!({"Comment": "B's"})).await;
+        assert_eq!(
+            (s, body),
+            (StatusCode::OK, json!({"RowAffected": 0})),
+            "{path}"
+        );
+        let (s, body) = get(&server, path, &a).await;
+        assert_eq!(s, StatusCode::OK, "{path} is still A's: {body}");
+        assert_ne!(body["Comment"], "B's", "{path}");
+        let (s, _) = get(&server, path, &b).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}: B created nothing");
+    }
+    let (s, ann_feedback) = get(&server, "/api/user/ann/feedback", &a).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!ann_feedback.as_array().unwrap().is_empty());
     let (s, _, body) = gorse(
         &server,
         Method::DELETE,
@@ -987,8 +1305,9 @@ async fn the_gorse_api_keeps_tenants_apart_and_keys_to_their_scopes() {
     let (s, recs) = get(&server, "/api/recommend/ann?n=2", &reader).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(recs.as_array().unwrap().len(), 2);
+    // (Gorse has no scopes: Marquee's 403, in Gorse's plain-text form.)
     let (s, body) = get(&server, "/api/recommend/ann?write-back-type=read", &reader).await;
-    assert_error(s, &body, StatusCode::FORBIDDEN, "missing_scope");
+    assert_text_has(s, &body, StatusCode::FORBIDDEN, "feedback:write");
     let (s, body) = send(
         &server,
         Method::POST,
@@ -997,9 +1316,9 @@ async fn the_gorse_api_keeps_tenants_apart_and_keys_to_their_scopes() {
         json!({"ItemId": "x"}),
     )
     .await;
-    assert_error(s, &body, StatusCode::FORBIDDEN, "missing_scope");
+    assert_text_has(s, &body, StatusCode::FORBIDDEN, "catalog:write");
     let (s, body) = get(&server, "/api/user/ann/feedback", &reader).await;
-    assert_error(s, &body, StatusCode::FORBIDDEN, "missing_scope");
+    assert_text_has(s, &body, StatusCode::FORBIDDEN, "users:read");
     let (_, read) = get(&server, "/api/user/ann/feedback/read", &a).await;
     assert_eq!(read, json!([]), "the refused write-back wrote nothing");
 

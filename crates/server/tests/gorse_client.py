@@ -72,7 +72,9 @@ def users(client):
     assert end == "", end
     assert [u["UserId"] for u in page + rest] == ["ann", "bob", "cat", "dan", "eve", "fay"]
 
-    fails(404, client.get_user, "nobody")
+    # Errors are Gorse's: the status, and the text of the error as the body (the message).
+    e = fails(404, client.get_user, "nobody")
+    assert e.message == "nobody: user not found", e.message
 
 
 def items(client):
@@ -200,6 +202,12 @@ def deletes(client):
     assert client.delete_user("fay") == {"RowAffected": 1}
     fails(404, client.get_user, "fay")
     assert client.list_feedbacks("view", "fay") == []
+    # As Gorse answers: deleting what is not there is done; patching it writes no row.
+    assert client.delete_user("fay") == {"RowAffected": 1}
+    assert client.delete_item("clueless") == {"RowAffected": 1}
+    assert client.update_item("clueless", comment="back?") == {"RowAffected": 0}
+    e = fails(404, client.get_item, "clueless")
+    assert e.message == "clueless: item not found", e.message
 
 
 async def asynchronous():
@@ -216,7 +224,8 @@ async def asynchronous():
 
 def main():
     client = Gorse(ENDPOINT, KEY)
-    fails(401, Gorse(ENDPOINT, "mq_sk_not_a_real_key_000000").get_user, "ann")
+    e = fails(401, Gorse(ENDPOINT, "mq_sk_not_a_real_key_000000").get_user, "ann")
+    assert e.message == "unauthorized", e.message
     users(client)
     items(client)
     feedback(client)

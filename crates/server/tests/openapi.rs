@@ -4,7 +4,8 @@
 //!   a new route without a `#[utoipa::path]` annotation fails here (the CI step of issue 7).
 //! - The document is OpenAPI 3.1, every `$ref` resolves, operation ids are unique, path
 //!   parameters match the templates, every operation has a known tag and says what key it needs,
-//!   and every error answer is the shared error shape.
+//!   and every error answer is the shared error shape (plain text for the Gorse-compatible API,
+//!   as Gorse's server answers errors).
 //! - Real answers of the running server (successes and errors) match the schemas the document
 //!   gives for them, checked by a small JSON Schema validator below.
 //! - `/docs` is an HTML page whose scripts and styles the server serves itself (no CDN).
@@ -580,6 +581,17 @@ async fn the_document_is_openapi_3_1_and_consistent() {
                 if path == "/readyz" {
                     continue;
                 }
+                if path.starts_with("/api/") {
+                    // Gorse's errors: the error's text as a plain-text body (go-restful's
+                    // `WriteError`).
+                    let content = response["content"].as_object();
+                    if content.is_none_or(|c| c.len() != 1)
+                        || response["content"]["text/plain"]["schema"]["type"] != "string"
+                    {
+                        failures.push(format!("{what} {status}: not plain text: {response}"));
+                    }
+                    continue;
+                }
                 let schema = &response["content"]["application/json"]["schema"];
                 if schema.get("$ref").and_then(Value::as_str)
                     != Some("#/components/schemas/ErrorResponse")
@@ -814,6 +826,29 @@ async fn real_answers_match_the_document() {
         .await;
     c.check(M::GET, "/readyz", "/readyz", None, None, 200).await;
     c.check(M::GET, "/readyz", "/readyz", op, None, 200).await;
+    // Gorse's probes, keyless as in Gorse.
+    let live = c
+        .check(
+            M::GET,
+            "/api/health/live",
+            "/api/health/live",
+            None,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(live["DataStoreConnected"], true, "{live}");
+    let ready = c
+        .check(
+            M::GET,
+            "/api/health/ready",
+            "/api/health/ready",
+            None,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(ready["Ready"], true, "{ready}");
     c.check(M::GET, "/openapi.json", "/openapi.json", None, None, 200)
         .await;
 

@@ -7,7 +7,7 @@
 //! for writes, `{"Cursor", "Users"|"Items"|"Feedback"}` pages, and `{"Id","Score"}` for scored
 //! lists (recommendations only with `X-API-Version: 2`; plain recommendations are item ids).
 //! Bodies are read the way Go reads them: field names match case-insensitively, unknown
-//! fields are ignored, and any malformed body or parameter is 400, as Gorse answers it.
+//! fields are ignored, `null` is an absent field, and only the first JSON value counts.
 //!
 //! They map onto Marquee's data as follows:
 //! - a user's `Labels`, `Subscribe` and `Comment` are its attributes `labels`, `subscribe` and
@@ -22,20 +22,68 @@
 //! Marquee's guarantees still hold: each route needs the same scope as Marquee's equivalent
 //! route (recommendations `recommend`, users `users:*`, items `catalog:*`, feedback writes
 //! `feedback:write`, feedback reads `users:read`), the recommend-type routes are metered and
-//! billed like Marquee's own, errors are Marquee's JSON error bodies (with Gorse's status
-//! codes), and another tenant's objects are absent (404).
+//! billed like Marquee's own, and another tenant's objects are absent.
+//!
+//! # Errors, as Gorse answers them
+//!
+//! Gorse's server (go-restful) answers an error with its status and the error's text as a
+//! plain-text body (`Response.WriteError`, called by `BadRequest`, `PageNotFound` and
+//! `InternalServerError` in Gorse's `server/rest.go`), and so does every answer under `/api/`
+//! here (`text/plain; charset=utf-8`; [`plain_text_errors`] turns the refusals made before a
+//! handler runs — a wrong key, a rate limit, an unknown route — into the same form):
+//! - no key or a wrong one: 401 `unauthorized` (Gorse's `AuthFilter`);
+//! - a body: with a content type other than JSON, 400
+//!   `[ServiceError:400] Unable to unmarshal content of type:…` (go-restful's `ReadEntity`);
+//!   empty, 400 `EOF`; cut short, `unexpected EOF` (otherwise malformed, `invalid JSON: …`,
+//!   where Go names the character); a value of the wrong JSON type, the message of Go's
+//!   decoder (`json: cannot unmarshal number into Go struct field User.UserId of type
+//!   string`, `… into Go value of type []data.User` for a batch that is not an array); labels
+//!   Gorse's `ValidateLabels` refuses, its message (`unsupported labels: [true]`);
+//! - `n` or `offset` not an integer: 400 with `strconv.Atoi`'s message (`strconv.Atoi: parsing
+//!   "ten": invalid syntax`); `write-back-delay` not a duration: `time: invalid duration "…"`;
+//! - an unknown user or item: 404 `<id>: user not found`, `<id>: item not found` (the text of
+//!   Gorse's stores); an unknown route: 404 `404: Page Not Found`; another method on a route:
+//!   405 `405: Method Not Allowed` (go-restful's router);
+//! - deleting a user or an item that is not there: 200 `{"RowAffected": 1}`, as Gorse answers
+//!   (it does not look them up); deleting feedback that is not there: `{"RowAffected": 0}`.
+//!
+//! `GET /api/health/live` and `/api/health/ready` are Gorse's probes (no key): Gorse's
+//! `HealthStatus`, ready when Marquee's `/readyz` is (else 503, its text that status).
+//!
+//! Where this answers otherwise than Gorse, it is to keep one of Marquee's guarantees:
+//! - patching a user or an item that is not there: Gorse answers `{"RowAffected": 1}` and
+//!   stores nothing; this answers 200 too, but `{"RowAffected": 0}`: no write was made, and
+//!   claiming one would acknowledge data that is not kept;
+//! - adding or removing a category of an unknown item: Gorse answers 500 (its store's "item
+//!   not found" passed on as an internal error), this 404 with the same text (a 5xx here means
+//!   the server failed); one typed feedback event that is not there: Gorse's handler indexes an
+//!   empty list and the connection drops, this answers 404; a cursor this API did not write:
+//!   Gorse 500 (it cannot decode it), this 400;
+//! - Marquee's limits, which Gorse does not have, answer 400 with Marquee's message: ids are
+//!   required and 1-256 bytes without control characters (Gorse stores an empty id), `n` and
+//!   `offset` are not negative (Gorse hands a negative count to its store) and `offset + n` is
+//!   at most [`MAX_RECOMMENDATIONS`], feedback types are 1-64 characters without spaces;
+//! - an item's `Labels` are a list of strings (its tags, each kept once: `["a","a"]` reads back
+//!   `["a"]`) or an object (its metadata); Gorse also takes a string, a number or a list of
+//!   numbers, for which an item has no place here: 400. A user's labels are kept as sent;
+//! - Marquee's own refusals keep their statuses and headers (403 for a missing scope, 413, 429
+//!   and 503 with `Retry-After`), and a 500 does not carry the internal error (Gorse's does);
+//! - answers are JSON whatever the `Accept` header (go-restful answers 406 to one without it).
 //!
 //! Each handler's `#[utoipa::path]` annotation describes it in `/openapi.json` (tag `gorse`,
 //! with the scope it checks as `x-required-scope`); the shapes above are described there by
 //! the `Gorse…` types of [`crate::openapi`], which its tests check against real answers.
 
 use std::collections::HashSet;
+use std::num::IntErrorKind;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use marquee_core::gorse::{check_feedback_type, format_time, parse_duration_ms, parse_time};
 use marquee_core::{
@@ -58,8 +106,9 @@ const DEFAULT_N: usize = 10;
 // ---------------------------------------------------------------------------------------------
 // Errors, bodies and parameters the way Gorse reads them
 
-/// An error of a Gorse route: Marquee's JSON error, except that what Marquee answers with 422
-/// (a well-formed request with wrong content) Gorse answers with 400.
+/// An error of a Gorse route: its status (what Marquee answers with 422, a well-formed request
+/// with wrong content, Gorse answers with 400) and its message as a plain-text body, as
+/// go-restful's `WriteError` writes it. Marquee's headers (`Retry-After`, rate limits) stay.
 pub struct GorseError(ApiError);
 
 impl From<ApiError> for GorseError {
@@ -70,7 +119,16 @@ impl From<ApiError> for GorseError {
 
 impl From<ServiceError> for GorseError {
     fn from(e: ServiceError) -> Self {
-        GorseError(e.into())
+        match e {
+            // The text of Gorse's stores: `errors.Annotate(ErrUserNotExist, userId)`, with
+            // `ErrUserNotExist = errors.NotFoundf("user")` (storage/data/sql.go, database.go).
+            ServiceError::NotFound { what, id } => GorseError(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{id}: {what} not found"),
+            )),
+            other => GorseError(other.into()),
+        }
     }
 }
 
@@ -80,8 +138,71 @@ impl IntoResponse for GorseError {
         if e.status == StatusCode::UNPROCESSABLE_ENTITY {
             e.status = StatusCode::BAD_REQUEST;
         }
-        e.into_response()
+        let message = if e.status == StatusCode::UNAUTHORIZED {
+            // Gorse's AuthFilter: `resp.WriteError(http.StatusUnauthorized, fmt.Errorf("unauthorized"))`.
+            "unauthorized".to_string()
+        } else {
+            std::mem::take(&mut e.message)
+        };
+        let mut response = e.into_response();
+        text_body(&mut response, message);
+        response
     }
+}
+
+/// Replaces an answer's body with `message` as plain text (what Go's `net/http` says of a body
+/// written without a content type).
+fn text_body(response: &mut Response, message: String) {
+    *response.body_mut() = Body::from(message);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.remove(header::CONTENT_LENGTH);
+}
+
+/// Whether a request path is the Gorse API's.
+pub fn is_gorse_path(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// The middleware (outside the access layer) that answers, under `/api/`, the errors made
+/// before a Gorse handler runs — a missing or wrong key, a rate limit, an unknown route, a
+/// method a route does not take, a panic — as Gorse's server does: plain text, with
+/// go-restful's texts for the router's 404 and 405 and Gorse's `unauthorized` for 401.
+/// Answers of the handlers are plain text already and pass unchanged, as do the other routes'.
+pub async fn plain_text_errors(req: Request, next: Next) -> Response {
+    let gorse = is_gorse_path(req.uri().path());
+    let response = next.run(req).await;
+    let status = response.status();
+    if !gorse || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let message = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized".to_string(),
+        // Only the router answers 404 in JSON here: the handlers' 404s are text already.
+        StatusCode::NOT_FOUND => "404: Page Not Found".to_string(),
+        StatusCode::METHOD_NOT_ALLOWED => "405: Method Not Allowed".to_string(),
+        _ => axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string()),
+    };
+    let mut response = Response::from_parts(parts, Body::empty());
+    text_body(&mut response, message);
+    response
 }
 
 type GorseResult<T> = Result<T, GorseError>;
@@ -90,37 +211,80 @@ fn bad_request(message: impl Into<String>) -> GorseError {
     GorseError(ApiError::bad_request("invalid_request", message))
 }
 
-/// A JSON body, whatever its content type (go-restful does not insist): 400 when it is not
-/// JSON.
+/// The JSON type of a value, as Go's decoder names it in its errors.
+fn go_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Go's error for a JSON value that does not fit the Go type a handler decodes the body into
+/// (`json.UnmarshalTypeError` of a whole value).
+fn cannot_unmarshal(v: &Value, go_type: &str) -> GorseError {
+    bad_request(format!(
+        "json: cannot unmarshal {} into Go value of type {go_type}",
+        go_kind(v)
+    ))
+}
+
+/// A JSON body, read as go-restful's `ReadEntity` reads one: only with a JSON content type
+/// (400 otherwise, go-restful's text), the first JSON value (what follows it is not read, as
+/// with Go's `json.Decoder`); 400 when there is none or it is malformed.
 pub struct GorseBody(Value);
 
 impl FromRequest<Arc<AppState>> for GorseBody {
     type Rejection = GorseError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let bytes = crate::extract::read_bytes(req, state.config.body_limit).await?;
-        if bytes.is_empty() {
-            return Err(GorseError(ApiError::bad_request(
-                "invalid_json",
-                "the request body is empty",
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        // go-restful finds the reader by the content type, `application/json` contained in it
+        // (entity_accessors.go), and `NewError(400, "Unable to unmarshal content of type:" +
+        // contentType)` else; Gorse's handlers pass it to BadRequest (ServiceError.Error()).
+        if !content_type
+            .to_ascii_lowercase()
+            .contains("application/json")
+        {
+            return Err(bad_request(format!(
+                "[ServiceError:400] Unable to unmarshal content of type:{content_type}"
             )));
         }
-        serde_json::from_slice(&bytes).map(GorseBody).map_err(|e| {
-            GorseError(ApiError::bad_request(
+        let bytes = crate::extract::read_bytes(req, state.config.body_limit).await?;
+        let first = serde_json::Deserializer::from_slice(&bytes)
+            .into_iter::<Value>()
+            .next();
+        match first {
+            Some(Ok(value)) => Ok(GorseBody(value)),
+            // What Go's decoder says of no value at all, and of one cut short.
+            None => Err(GorseError(ApiError::bad_request("invalid_json", "EOF"))),
+            Some(Err(e)) if e.is_eof() => Err(GorseError(ApiError::bad_request(
                 "invalid_json",
-                format!("malformed JSON: {e}"),
-            ))
-        })
+                "unexpected EOF",
+            ))),
+            Some(Err(e)) => Err(GorseError(ApiError::bad_request(
+                "invalid_json",
+                format!("invalid JSON: {e}"),
+            ))),
+        }
     }
 }
 
 impl GorseBody {
-    /// The elements of a batch body: an array (or one object, a batch of one).
-    fn elements(self) -> GorseResult<Vec<Value>> {
+    /// The elements of a batch body, which Gorse decodes into a Go slice (`[]data.User`, …):
+    /// an array; `null` is an empty batch; anything else is refused as Go refuses it.
+    fn elements(self, go_type: &str) -> GorseResult<Vec<Value>> {
         match self.0 {
             Value::Array(a) => Ok(a),
-            o @ Value::Object(_) => Ok(vec![o]),
-            _ => Err(bad_request("expected a JSON array of objects")),
+            Value::Null => Ok(Vec::new()),
+            other => Err(cannot_unmarshal(&other, &format!("[]{go_type}"))),
         }
     }
 }
@@ -142,6 +306,17 @@ impl<S: Send + Sync> FromRequestParts<S> for GorseQuery {
     }
 }
 
+/// Go's `strconv.Atoi`, with its error text.
+fn atoi(text: &str) -> Result<i64, String> {
+    text.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => "value out of range",
+            _ => "invalid syntax",
+        };
+        format!("strconv.Atoi: parsing {text:?}: {why}")
+    })
+}
+
 impl GorseQuery {
     fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -159,15 +334,16 @@ impl GorseQuery {
             .collect()
     }
 
-    /// A non-negative integer; absent or empty: `default` (Gorse's `ParseInt`).
+    /// An integer as Gorse's `ParseInt` reads it (absent or empty: `default`; otherwise
+    /// `strconv.Atoi`, and its error as the message); Marquee also refuses a negative one.
     fn int(&self, name: &str, default: usize) -> GorseResult<usize> {
         match self.get(name) {
             None | Some("") => Ok(default),
-            Some(v) => v.trim().parse::<usize>().map_err(|_| {
-                bad_request(format!(
-                    "query parameter {name}: {v:?} is not a non-negative integer"
-                ))
-            }),
+            Some(v) => {
+                let n = atoi(v).map_err(bad_request)?;
+                usize::try_from(n)
+                    .map_err(|_| bad_request(format!("query parameter {name}: {n} is negative")))
+            }
         }
     }
 
@@ -219,30 +395,52 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for GorsePath<T> {
     }
 }
 
-/// The fields of a JSON object, found by name case-insensitively, as Go's `encoding/json`
-/// does.
-struct Fields(Map<String, Value>);
+/// The fields of a JSON object decoded into a Go struct (`data.User`, `server.Item`, …): found
+/// by name case-insensitively, as Go's `encoding/json` does, with Go's error when a value does
+/// not fit the field's Go type.
+struct Fields {
+    map: Map<String, Value>,
+    /// The Go struct's name (`User`), as Go's errors name it.
+    go_struct: &'static str,
+}
 
 impl Fields {
-    fn of(value: Value, what: &str) -> GorseResult<Self> {
+    /// `value` decoded into the Go type `go_type` (`data.User`): an object; `null` decodes
+    /// to no field at all, as in Go.
+    fn of(value: Value, go_type: &'static str) -> GorseResult<Self> {
+        let go_struct = go_type.rsplit('.').next().unwrap_or(go_type);
         match value {
-            Value::Object(m) => Ok(Fields(
-                m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect(),
-            )),
-            _ => Err(bad_request(format!("{what}: expected a JSON object"))),
+            Value::Object(m) => Ok(Fields {
+                map: m.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect(),
+                go_struct,
+            }),
+            Value::Null => Ok(Fields {
+                map: Map::new(),
+                go_struct,
+            }),
+            other => Err(cannot_unmarshal(&other, go_type)),
         }
+    }
+
+    /// Go's error for the value of field `name` that does not fit its Go type `go_type`.
+    fn mismatch(&self, name: &str, go_type: &str, got: &Value) -> GorseError {
+        bad_request(format!(
+            "json: cannot unmarshal {} into Go struct field {}.{name} of type {go_type}",
+            go_kind(got),
+            self.go_struct
+        ))
     }
 
     /// The value of `name`; `None` when absent or null.
     fn raw(&self, name: &str) -> Option<&Value> {
-        self.0.get(&name.to_lowercase()).filter(|v| !v.is_null())
+        self.map.get(&name.to_lowercase()).filter(|v| !v.is_null())
     }
 
     fn string(&self, name: &str) -> GorseResult<Option<String>> {
         match self.raw(name) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(bad_request(format!("{name}: expected a string"))),
+            Some(v) => Err(self.mismatch(name, "string", v)),
         }
     }
 
@@ -250,10 +448,11 @@ impl Fields {
         match self.raw(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(bad_request(format!("{name}: expected true or false"))),
+            Some(v) => Err(self.mismatch(name, "bool", v)),
         }
     }
 
+    /// A number (`Value`, Marquee's own field: Gorse ignores it).
     fn number(&self, name: &str) -> GorseResult<Option<f64>> {
         match self.raw(name) {
             None => Ok(None),
@@ -269,67 +468,88 @@ impl Fields {
             None => Ok(None),
             Some(Value::Array(a)) => a
                 .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .map(Some)
-                .ok_or_else(|| bad_request(format!("{name}: expected an array of strings"))),
-            Some(_) => Err(bad_request(format!("{name}: expected an array of strings"))),
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(self.mismatch(name, "string", other)),
+                })
+                .collect::<GorseResult<Vec<_>>>()
+                .map(Some),
+            Some(v) => Err(self.mismatch(name, "[]string", v)),
         }
     }
 
-    fn time(&self, name: &str) -> GorseResult<Option<Option<Timestamp>>> {
-        match self.string(name)? {
+    /// A time: a string in any format Gorse's `dateparse` reads (`go_type` is the field's Go
+    /// type, for the error when it is not a string).
+    fn time(&self, name: &str, go_type: &str) -> GorseResult<Option<Option<Timestamp>>> {
+        match self.raw(name) {
             None => Ok(None),
-            Some(s) => parse_time(&s)
+            Some(Value::String(s)) => parse_time(s)
                 .map(Some)
                 .map_err(|e| bad_request(format!("{name}: {e}"))),
+            Some(v) => Err(self.mismatch(name, go_type, v)),
         }
     }
 
-    /// `Labels`: a list of distinct strings, or (Gorse 0.5) an object.
-    fn labels(&self) -> GorseResult<Option<Labels>> {
+    /// `Labels`, which Gorse decodes as any JSON and checks with `ValidateLabels`.
+    fn labels(&self) -> GorseResult<Option<Value>> {
         match self.raw("Labels") {
             None => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Labels::Object(m.clone()))),
-            Some(Value::Array(a)) => {
-                let mut seen = HashSet::new();
-                let mut list = Vec::with_capacity(a.len());
-                for v in a {
-                    let s = v.as_str().ok_or_else(|| {
-                        bad_request("Labels: labels must be an array of strings or an object")
-                    })?;
-                    if !seen.insert(s) {
-                        return Err(bad_request("Labels: duplicate labels are not allowed"));
-                    }
-                    list.push(s.to_string());
-                }
-                Ok(Some(Labels::List(list)))
+            Some(v) => {
+                validate_labels(v).map_err(bad_request)?;
+                Ok(Some(v.clone()))
             }
-            Some(_) => Err(bad_request(
-                "Labels: labels must be an array of strings or an object",
-            )),
         }
     }
 }
 
-enum Labels {
-    List(Vec<String>),
-    Object(Map<String, Value>),
-}
-
-impl Labels {
-    fn into_value(self) -> Value {
-        match self {
-            Labels::List(l) => json!(l),
-            Labels::Object(m) => Value::Object(m),
-        }
+/// Gorse's `data.ValidateLabels` (storage/data/database.go, v0.5): labels are a string, a
+/// number, a list of strings, a list of numbers, or an object of labels; its error texts.
+fn validate_labels(labels: &Value) -> Result<(), String> {
+    let unsupported = |a: &Value| format!("unsupported labels: {a}");
+    match labels {
+        Value::Null | Value::String(_) | Value::Number(_) => Ok(()),
+        Value::Array(list) => match list.first() {
+            None => Ok(()),
+            Some(Value::String(_)) if list.iter().all(Value::is_string) => Ok(()),
+            Some(Value::Number(_)) if list.iter().all(Value::is_number) => Ok(()),
+            Some(_) => Err(unsupported(labels)),
+        },
+        Value::Object(map) => map.values().try_for_each(validate_labels),
+        // Go's `reflect.TypeOf` of a decoded JSON boolean.
+        Value::Bool(_) => Err("unsupported type in labels: bool".to_string()),
     }
 }
 
-/// Names the element of a batch an error is about.
+/// An item's labels as Marquee keeps them: a list of strings is its tags, an object its
+/// metadata. (Gorse also takes a string, a number or a list of numbers; an item has no place
+/// for them here.)
+enum ItemLabels {
+    Tags(Vec<String>),
+    Metadata(Map<String, Value>),
+}
+
+fn item_labels(labels: Value) -> GorseResult<ItemLabels> {
+    match labels {
+        Value::Object(m) => Ok(ItemLabels::Metadata(m)),
+        Value::Array(a) if a.iter().all(Value::is_string) => Ok(ItemLabels::Tags(
+            a.into_iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        )),
+        _ => Err(bad_request(
+            "Labels: an item's labels are a list of strings (its tags) or an object (its \
+             metadata) in Marquee",
+        )),
+    }
+}
+
+/// Names the element of a batch a Marquee-specific error is about (Go's decoding errors do
+/// not, and are left as Go writes them).
 fn at(index: usize) -> impl Fn(GorseError) -> GorseError {
     move |GorseError(mut e)| {
-        e.message = format!("element {index} of the batch: {}", e.message);
+        if !e.message.starts_with("json: ") {
+            e.message = format!("element {index} of the batch: {}", e.message);
+        }
         GorseError(e)
     }
 }
@@ -375,19 +595,23 @@ fn user_json(user: &User) -> Value {
 }
 
 fn user_input(value: Value) -> GorseResult<UserInput> {
-    let f = Fields::of(value, "user")?;
+    // Decoded as Gorse decodes `data.User`, then its labels checked (`ValidateLabels`).
+    let f = Fields::of(value, "data.User")?;
+    let id = f.string("UserId")?.unwrap_or_default();
+    let subscribe = f.strings("Subscribe")?;
+    let comment = f.string("Comment")?;
     let mut attributes = Map::new();
     if let Some(labels) = f.labels()? {
-        attributes.insert("labels".into(), labels.into_value());
+        attributes.insert("labels".into(), labels);
     }
-    if let Some(s) = f.strings("Subscribe")? {
+    if let Some(s) = subscribe {
         attributes.insert("subscribe".into(), json!(s));
     }
-    if let Some(c) = f.string("Comment")?.filter(|c| !c.is_empty()) {
+    if let Some(c) = comment.filter(|c| !c.is_empty()) {
         attributes.insert("comment".into(), Value::String(c));
     }
     Ok(UserInput {
-        id: Some(f.string("UserId")?.unwrap_or_default()),
+        id: Some(id),
         attributes,
     })
 }
@@ -411,23 +635,30 @@ fn item_json(item: &Item) -> Value {
 }
 
 fn item_input(value: Value) -> GorseResult<ItemInput> {
-    let f = Fields::of(value, "item")?;
-    let (tags, metadata) = match f.labels()? {
+    // Decoded as Gorse decodes its `server.Item` (a string `Timestamp`), then its labels
+    // checked.
+    let f = Fields::of(value, "server.Item")?;
+    let id = f.string("ItemId")?.unwrap_or_default();
+    let hidden = f.bool("IsHidden")?.unwrap_or(false);
+    let categories = f.strings("Categories")?.unwrap_or_default();
+    let published_at = f.time("Timestamp", "string")?.flatten();
+    let description = f.string("Comment")?.filter(|c| !c.is_empty());
+    let (tags, metadata) = match f.labels()?.map(item_labels).transpose()? {
         None => (Vec::new(), None),
-        Some(Labels::List(l)) => (l, None),
-        Some(Labels::Object(m)) => (Vec::new(), Some(m)),
+        Some(ItemLabels::Tags(t)) => (t, None),
+        Some(ItemLabels::Metadata(m)) => (Vec::new(), Some(m)),
     };
     Ok(ItemInput {
-        id: Some(f.string("ItemId")?.unwrap_or_default()),
+        id: Some(id),
         title: None,
-        categories: f.strings("Categories")?.unwrap_or_default(),
+        categories,
         tags,
-        description: f.string("Comment")?.filter(|c| !c.is_empty()),
+        description,
         metadata,
-        published_at: f.time("Timestamp")?.flatten(),
+        published_at,
         available_from: None,
         available_until: None,
-        hidden: f.bool("IsHidden")?.unwrap_or(false),
+        hidden,
     })
 }
 
@@ -446,19 +677,27 @@ fn feedback_list(list: &[Feedback]) -> Json<Value> {
 }
 
 fn feedback_input(value: Value) -> GorseResult<FeedbackInput> {
-    let f = Fields::of(value, "feedback")?;
+    // Gorse's `server.Feedback`: the key fields (`data.FeedbackKey`, embedded), a string
+    // `Timestamp` and a `Comment`.
+    let f = Fields::of(value, "server.Feedback")?;
+    let kind = f.string("FeedbackType")?.unwrap_or_default();
+    let user_id = f.string("UserId")?.unwrap_or_default();
+    let item_id = f.string("ItemId")?.unwrap_or_default();
+    let timestamp = f.time("Timestamp", "string")?.flatten();
+    f.string("Comment")?;
     Ok(FeedbackInput {
-        user_id: f.string("UserId")?.unwrap_or_default(),
-        item_id: f.string("ItemId")?.unwrap_or_default(),
-        kind: f.string("FeedbackType")?.unwrap_or_default(),
+        user_id,
+        item_id,
+        kind,
         value: f.number("Value")?,
-        timestamp: f.time("Timestamp")?.flatten(),
+        timestamp,
         recommendation_id: None,
     })
 }
 
+/// A batch of feedback (Gorse reads a `[]server.Feedback`).
 fn feedback_batch(body: GorseBody) -> GorseResult<Vec<FeedbackInput>> {
-    body.elements()?
+    body.elements("server.Feedback")?
         .into_iter()
         .enumerate()
         .map(|(i, v)| feedback_input(v).map_err(at(i)))
@@ -510,7 +749,7 @@ pub async fn insert_users(
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::UsersWrite)?;
     let users: Vec<UserInput> = body
-        .elements()?
+        .elements("data.User")?
         .into_iter()
         .enumerate()
         .map(|(i, v)| user_input(v).map_err(at(i)))
@@ -581,7 +820,7 @@ pub async fn get_user(
     description = "Only the fields given change (absent or `null`: unchanged).",
     params(("user_id" = String, Path, description = "The user's id.")),
     request_body = crate::openapi::GorseUserPatch,
-    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
+    responses((status = 200, description = "`RowAffected` is 1, or 0 when there is no such user (Gorse answers 1 and writes nothing)", body = crate::openapi::GorseRowAffected)),
     extensions(("x-required-scope" = json!("users:write"))),
 )]
 pub async fn patch_user(
@@ -591,15 +830,18 @@ pub async fn patch_user(
     body: GorseBody,
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::UsersWrite)?;
-    let f = Fields::of(body.0, "patch")?;
+    // Gorse's `data.UserPatch`: `Labels` (any, then `ValidateLabels`), `Subscribe`, `Comment`.
+    let f = Fields::of(body.0, "data.UserPatch")?;
+    let subscribe = f.strings("Subscribe")?;
+    let comment = f.string("Comment")?;
     let mut changes = Map::new();
     if let Some(labels) = f.labels()? {
-        changes.insert("labels".into(), labels.into_value());
+        changes.insert("labels".into(), labels);
     }
-    if let Some(s) = f.strings("Subscribe")? {
+    if let Some(s) = subscribe {
         changes.insert("subscribe".into(), json!(s));
     }
-    if let Some(c) = f.string("Comment")? {
+    if let Some(c) = comment {
         // An empty comment removes it (it reads back empty either way).
         let value = if c.is_empty() {
             Value::Null
@@ -608,21 +850,27 @@ pub async fn patch_user(
         };
         changes.insert("comment".into(), value);
     }
-    state.service.patch_user(tenant, &id, changes).await?;
-    Ok(success(1))
+    match state.service.patch_user(tenant, &id, changes).await {
+        Ok(_) => Ok(success(1)),
+        // Gorse updates no row and answers 200 (`ModifyUser` does not look the user up); this
+        // says that no row was written (see the module docs).
+        Err(ServiceError::NotFound { .. }) => Ok(success(0)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `DELETE /api/user/{user-id}`: erases the user and their feedback (Marquee's erasure,
-/// recorded in the audit log).
+/// recorded in the audit log). A user that is not there is `{"RowAffected": 1}` too, as in
+/// Gorse, whose `deleteUser` answers it whatever its store deleted (server/rest.go).
 #[utoipa::path(
     delete,
     path = "/api/user/{user_id}",
     tag = "gorse",
     operation_id = "gorseDeleteUser",
     summary = "Delete a user",
-    description = "Erases the user and their feedback: Marquee's erasure, recorded in the audit log.",
+    description = "Erases the user and their feedback: Marquee's erasure, recorded in the audit log. A user that is not there is answered the same (Gorse does not look it up).",
     params(("user_id" = String, Path, description = "The user's id.")),
-    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
+    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected)),
     extensions(("x-required-scope" = json!("users:write"))),
 )]
 pub async fn delete_user(
@@ -631,8 +879,11 @@ pub async fn delete_user(
     GorseIds(id): GorseIds<String>,
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::UsersWrite)?;
-    state.service.erase_user(&caller, tenant, &id).await?;
-    Ok(success(1))
+    match state.service.erase_user(&caller, tenant, &id).await {
+        // Erased, and the erasure audited; or nothing to erase (and nothing erased to audit).
+        Ok(_) | Err(ServiceError::NotFound { .. }) => Ok(success(1)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -680,7 +931,7 @@ pub async fn insert_items(
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::CatalogWrite)?;
     let items: Vec<ItemInput> = body
-        .elements()?
+        .elements("server.Item")?
         .into_iter()
         .enumerate()
         .map(|(i, v)| item_input(v).map_err(at(i)))
@@ -760,7 +1011,7 @@ pub async fn get_item(
     description = "Only the fields given change (absent or `null`: unchanged); new `Labels` replace the item's tags and metadata.",
     params(("item_id" = String, Path, description = "The item's id.")),
     request_body = crate::openapi::GorseItemPatch,
-    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
+    responses((status = 200, description = "`RowAffected` is 1, or 0 when there is no such item (Gorse answers 1 and writes nothing)", body = crate::openapi::GorseRowAffected)),
     extensions(("x-required-scope" = json!("catalog:write"))),
 )]
 pub async fn patch_item(
@@ -770,39 +1021,46 @@ pub async fn patch_item(
     body: GorseBody,
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::CatalogWrite)?;
-    let f = Fields::of(body.0, "patch")?;
+    // Gorse's `data.ItemPatch` (a `time.Time` timestamp), then `ValidateLabels`.
+    let f = Fields::of(body.0, "data.ItemPatch")?;
     let mut patch = ItemPatch {
         hidden: f.bool("IsHidden")?,
         categories: f.strings("Categories")?,
-        published_at: f.time("Timestamp")?,
+        published_at: f.time("Timestamp", "time.Time")?,
         description: f.string("Comment")?.map(|c| (!c.is_empty()).then_some(c)),
         ..ItemPatch::default()
     };
-    match f.labels()? {
+    match f.labels()?.map(item_labels).transpose()? {
         None => {}
-        Some(Labels::List(l)) => {
-            patch.tags = Some(l);
+        Some(ItemLabels::Tags(t)) => {
+            patch.tags = Some(t);
             patch.metadata = Some(Map::new());
         }
-        Some(Labels::Object(m)) => {
+        Some(ItemLabels::Metadata(m)) => {
             patch.tags = Some(Vec::new());
             patch.metadata = Some(m);
         }
     }
-    state.service.patch_item(tenant, &id, patch).await?;
-    Ok(success(1))
+    match state.service.patch_item(tenant, &id, patch).await {
+        Ok(_) => Ok(success(1)),
+        // As for users: Gorse answers 200 having updated no row; this says no row was written.
+        Err(ServiceError::NotFound { .. }) => Ok(success(0)),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// `DELETE /api/item/{item-id}`: deletes the item and the feedback on it.
+/// `DELETE /api/item/{item-id}`: deletes the item and the feedback on it (audited). An item
+/// that is not there is `{"RowAffected": 1}` too, as in Gorse (`deleteItem` does not look it
+/// up).
 #[utoipa::path(
     delete,
     path = "/api/item/{item_id}",
     tag = "gorse",
     operation_id = "gorseDeleteItem",
     summary = "Delete an item",
-    description = "Deletes the item and the feedback on it (recorded in the audit log).",
+    description = "Deletes the item and the feedback on it (recorded in the audit log). An item that is not there is answered the same (Gorse does not look it up).",
     params(("item_id" = String, Path, description = "The item's id.")),
-    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
+    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected)),
     extensions(("x-required-scope" = json!("catalog:write"))),
 )]
 pub async fn delete_item(
@@ -811,15 +1069,23 @@ pub async fn delete_item(
     GorseIds(id): GorseIds<String>,
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::CatalogWrite)?;
-    state.service.delete_item(tenant, &id).await?;
-    state
-        .service
-        .audit(&caller, Some(tenant.id), "item.delete", Some(&id), None)
-        .await?;
-    Ok(success(1))
+    match state.service.delete_item(tenant, &id).await {
+        Ok(()) => {
+            // As Marquee's own `DELETE /v1/items/{id}` records it.
+            state
+                .service
+                .audit(&caller, Some(tenant.id), "item.delete", Some(&id), None)
+                .await?;
+            Ok(success(1))
+        }
+        // Nothing deleted, so nothing to audit.
+        Err(ServiceError::NotFound { .. }) => Ok(success(1)),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// `PUT /api/item/{item-id}/category/{category}`.
+/// `PUT /api/item/{item-id}/category/{category}`. An unknown item is 404 `<id>: item not
+/// found` (Gorse answers that text with 500; see the module docs).
 #[utoipa::path(
     put,
     path = "/api/item/{item_id}/category/{category}",
@@ -844,13 +1110,15 @@ pub async fn insert_item_category(
     Ok(success(1))
 }
 
-/// `DELETE /api/item/{item-id}/category/{category}`.
+/// `DELETE /api/item/{item-id}/category/{category}`: removes the category. An unknown item is
+/// 404, as for `PUT`.
 #[utoipa::path(
     delete,
     path = "/api/item/{item_id}/category/{category}",
     tag = "gorse",
     operation_id = "gorseDeleteItemCategory",
     summary = "Remove a category from an item",
+    description = "Removes the category from the item's categories.",
     params(("item_id" = String, Path, description = "The item's id."), ("category" = String, Path, description = "The category.")),
     responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
     extensions(("x-required-scope" = json!("catalog:write"))),
@@ -1191,8 +1459,9 @@ pub async fn recommend(
     }
     let write_back = query.get("write-back-type").filter(|t| !t.is_empty());
     let delay_ms = match query.get("write-back-delay").filter(|d| !d.is_empty()) {
+        // Gorse's `ParseDuration` is Go's `time.ParseDuration`; its error text.
         Some(d) => parse_duration_ms(d)
-            .map_err(|e| bad_request(format!("query parameter write-back-delay: {e}")))?,
+            .map_err(|_| bad_request(format!("time: invalid duration {d:?}")))?,
         None => 0,
     };
     if let Some(kind) = write_back {
@@ -1448,4 +1717,79 @@ pub async fn session_recommend(
             .collect()
     };
     Ok(billed(charge, one_recommendation(), Json(scores(list))).await?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+
+/// Gorse's `HealthStatus` (server/rest.go), from Marquee's readiness: Marquee has one store,
+/// which is both Gorse's data store and its cache store. Go marshals a nil error as `null` and
+/// a failed ping's error (no exported fields) as `{}`; the fields are in Go's order.
+fn health_status(ready: bool, store: bool) -> String {
+    let error = if store { "null" } else { "{}" };
+    format!(
+        "{{\"Ready\":{ready},\"DataStoreError\":{error},\"CacheStoreError\":{error},\
+         \"DataStoreConnected\":{store},\"CacheStoreConnected\":{store}}}"
+    )
+}
+
+fn json_text(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET /api/health/live`: Gorse's liveness probe (no key): 200 and the health status once the
+/// server answers.
+#[utoipa::path(
+    get,
+    path = "/api/health/live",
+    tag = "gorse",
+    operation_id = "gorseHealthLive",
+    summary = "Liveness (Gorse's probe)",
+    description = "200 once the server answers, with Gorse's `HealthStatus`: `Ready` as Marquee's `/readyz` says, and whether the store answers (Marquee's one store is both Gorse's data store and its cache store).",
+    security(()),
+    responses((status = 200, description = "Gorse's health status", body = crate::openapi::GorseHealthStatus)),
+    extensions(("x-required-scope" = json!("none"))),
+)]
+pub async fn health_live(State(state): State<Arc<AppState>>) -> Response {
+    let r = state.service.readiness().await;
+    json_text(health_status(r.ready, r.store))
+}
+
+/// `GET /api/health/ready`: Gorse's readiness probe (no key): 200 and the health status when
+/// Marquee is ready (its `/readyz`), else 503 with the status as the error text, as Gorse's
+/// `checkReady` answers.
+#[utoipa::path(
+    get,
+    path = "/api/health/ready",
+    tag = "gorse",
+    operation_id = "gorseHealthReady",
+    summary = "Readiness (Gorse's probe)",
+    description = "200 with Gorse's `HealthStatus` when the server is ready (as Marquee's `/readyz` says: the store answers and every tenant with data has a model); else 503, the status being the text of the error, as Gorse answers it.",
+    security(()),
+    responses(
+        (status = 200, description = "Ready: Gorse's health status", body = crate::openapi::GorseHealthStatus),
+        (status = 503, description = "Not ready: Gorse's health status as the error's text", body = String, content_type = "text/plain"),
+    ),
+    extensions(("x-required-scope" = json!("none"))),
+)]
+pub async fn health_ready(State(state): State<Arc<AppState>>) -> Response {
+    let r = state.service.readiness().await;
+    let status = health_status(r.ready, r.store);
+    if r.ready {
+        json_text(status)
+    } else {
+        GorseError(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            status,
+        ))
+        .into_response()
+    }
 }

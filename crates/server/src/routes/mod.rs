@@ -126,6 +126,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/training", get(recommend::training_status))
         // Gorse's REST API (v0.5) on the caller's tenant (see `gorse.rs`). Gorse clients call
         // the category routes with an empty category too (a trailing slash).
+        .route("/api/health/live", get(gorse::health_live))
+        .route("/api/health/ready", get(gorse::health_ready))
         .route("/api/user", post(gorse::insert_user))
         .route(
             "/api/users",
