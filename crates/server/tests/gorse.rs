@@ -2,8 +2,8 @@
 //! Python client, doing its whole round trip (`tests/gorse_client.py`), and HTTP calls made
 //! the way Gorse's clients and docs make them — Gorse's JSON shapes, status codes and
 //! plain-text errors, `X-API-Version: 2`, cursors, category routes (also with the empty
-//! category gorse.js and PyGorse send), bad input, health probes, metering, and tenant
-//! isolation.
+//! category gorse.js and PyGorse send), bad input, health probes, metering, the audit log of
+//! deletions, and tenant isolation.
 //!
 //! What Gorse answers is taken from its source, v0.5 (`server/rest.go` of gorse-io/gorse, and
 //! go-restful v3, which serves it); the comments name the functions.
@@ -577,6 +577,57 @@ async fn users_items_and_feedback_have_gorses_shapes_and_map_onto_marquees_data(
         let (s, _) = get(&server, path, &key).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path} stays deleted");
     }
+
+    // Every deletion is in the audit log, as those of Marquee's own routes are: the key, the
+    // action, the target, when and from where. Users are named by a hash, never by their id.
+    let (s, audit) = server.get("/v1/audit?limit=1000", Some(ADMIN_KEY)).await;
+    assert_eq!(s, StatusCode::OK, "{audit}");
+    let entries: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tenant"] == "shapes")
+        .collect();
+    let find = |action: &str, detail: Value| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && (detail.is_null() || e["detail"] == detail))
+            .unwrap_or_else(|| panic!("no {action} {detail} entry: {audit}"))
+    };
+    let typed = find(
+        "feedback.delete",
+        json!({"item_id": "heat", "feedback_type": "like", "deleted": 1}),
+    );
+    let untyped = find(
+        "feedback.delete",
+        json!({"item_id": "heat", "feedback_type": null, "deleted": 1}),
+    );
+    let category = find("item.category.delete", json!({"category": "Drama"}));
+    let item = find("item.delete", Value::Null);
+    let user = find("user.erase", Value::Null);
+    assert_eq!(category["target"], "bare");
+    assert_eq!(item["target"], "new-film");
+    for e in [typed, untyped, category, item, user] {
+        assert!(e["key_id"].as_str().is_some_and(|k| !k.is_empty()), "{e}");
+        assert!(e["remote"].as_str().is_some_and(|r| !r.is_empty()), "{e}");
+        assert!(e["at"].is_string() || e["at"].is_number(), "{e}");
+    }
+    for e in [typed, untyped, user] {
+        let target = e["target"].as_str().unwrap();
+        assert!(
+            !target.is_empty() && target != "ann" && target != "dan",
+            "{e}"
+        );
+    }
+    assert_eq!(typed["target"], untyped["target"], "the same user, hashed");
+    // Deletions that deleted nothing are not entries: one per deleted object above.
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e["action"] == "item.delete")
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]

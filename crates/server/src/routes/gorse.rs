@@ -22,7 +22,9 @@
 //! Marquee's guarantees still hold: each route needs the same scope as Marquee's equivalent
 //! route (recommendations `recommend`, users `users:*`, items `catalog:*`, feedback writes
 //! `feedback:write`, feedback reads `users:read`), the recommend-type routes are metered and
-//! billed like Marquee's own, and another tenant's objects are absent.
+//! billed like Marquee's own, another tenant's objects are absent, and every deletion — of a
+//! user, an item, feedback, an item's category — is in the audit log (who: the key, what,
+//! when, from where), as deletions through Marquee's own routes are.
 //!
 //! # Errors, as Gorse answers them
 //!
@@ -1110,15 +1112,15 @@ pub async fn insert_item_category(
     Ok(success(1))
 }
 
-/// `DELETE /api/item/{item-id}/category/{category}`: removes the category. An unknown item is
-/// 404, as for `PUT`.
+/// `DELETE /api/item/{item-id}/category/{category}`: removes the category (audited, as a
+/// deletion). An unknown item is 404, as for `PUT`.
 #[utoipa::path(
     delete,
     path = "/api/item/{item_id}/category/{category}",
     tag = "gorse",
     operation_id = "gorseDeleteItemCategory",
     summary = "Remove a category from an item",
-    description = "Removes the category from the item's categories.",
+    description = "Removes the category from the item's categories (recorded in the audit log as `item.category.delete`).",
     params(("item_id" = String, Path, description = "The item's id."), ("category" = String, Path, description = "The category.")),
     responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
     extensions(("x-required-scope" = json!("catalog:write"))),
@@ -1132,6 +1134,16 @@ pub async fn delete_item_category(
     state
         .service
         .gorse_set_item_category(tenant, &id, &category, false)
+        .await?;
+    state
+        .service
+        .audit(
+            &caller,
+            Some(tenant.id),
+            "item.category.delete",
+            Some(&id),
+            Some(json!({ "category": category })),
+        )
         .await?;
     Ok(success(1))
 }
@@ -1302,7 +1314,7 @@ pub async fn typed_user_item_feedback(
     tag = "gorse",
     operation_id = "gorseDeleteTypedUserItemFeedback",
     summary = "Delete the feedback of a type between a user and an item",
-    description = "Deletes the events between the user and the item: of every type at `/api/feedback/{user_id}/{item_id}`, of one type at `/api/feedback/{feedback_type}/{user_id}/{item_id}`. `RowAffected` is how many there were: 0 when none.",
+    description = "Deletes the events between the user and the item: of every type at `/api/feedback/{user_id}/{item_id}`, of one type at `/api/feedback/{feedback_type}/{user_id}/{item_id}`. `RowAffected` is how many there were: 0 when none. A deletion is recorded in the audit log (`feedback.delete`).",
     params(("feedback_type" = String, Path, description = "A feedback type (`read`, `like`, …)."), ("user_id" = String, Path, description = "The user's id."), ("item_id" = String, Path, description = "The item's id.")),
     responses((status = 200, description = "`RowAffected`: how many events were deleted", body = crate::openapi::GorseRowAffected)),
     extensions(("x-required-scope" = json!("feedback:write"))),
@@ -1314,10 +1326,24 @@ pub async fn delete_user_item_feedback(
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::FeedbackWrite)?;
     let (user, item) = (p.user_id.unwrap_or_default(), p.item_id.unwrap_or_default());
+    let kind = p.feedback_type;
     let n = state
         .service
-        .gorse_delete_user_item_feedback(tenant, &user, &item, p.feedback_type.as_deref())
+        .gorse_delete_user_item_feedback(tenant, &user, &item, kind.as_deref())
         .await?;
+    if n > 0 {
+        // Who deleted which events: the user by the audit log's hash of the id, never the id.
+        state
+            .service
+            .audit(
+                &caller,
+                Some(tenant.id),
+                "feedback.delete",
+                Some(&marquee_core::privacy::user_ref(tenant.id, &user)),
+                Some(json!({ "item_id": item, "feedback_type": kind, "deleted": n })),
+            )
+            .await?;
+    }
     Ok(success(n))
 }
 
