@@ -31,17 +31,28 @@
 //! (`invalid_argument`, `timeout`, `transport_error`, `decode_error`). Arguments the server would
 //! refuse (empty ids, `n` outside 1–1000, …) are refused before anything is sent.
 //!
-//! **Retries.** A request is retried (`max_retries`, default 2) when the server answers 429 or
-//! 503 (or a gateway in front of it 502/504), or when the connection fails or times out — but
-//! only when repeating it cannot do anything twice: reads (`GET`), `PUT`, `PATCH` (Marquee's
-//! patches set fields, they never add to them), `DELETE`, and the `POST`s that are idempotent by
-//! design: feedback batches (an event is keyed by user, item and type, so a resent batch leaves
-//! the same state), item and user batch upserts, and session recommendations (a read). Chat,
-//! embeddings and training are never retried: they are billed per call and may have run. The
-//! wait honours `Retry-After` (plus a little jitter, never less); without one it backs off
-//! exponentially (0.5 s, 1 s, 2 s, … up to 8 s) with jitter. An answer whose `Retry-After` is
-//! longer than `max_retry_wait` (default 60 s: an exhausted quota or budget waits for the next
-//! billing period) is returned at once instead of waited for.
+//! **Retries.** The Python, TypeScript and Rust SDKs share one retry rule:
+//!
+//! - **Retried:** answers 429, 502, 503 and 504, and transport failures (connection refused or
+//!   reset, timeouts), up to *max retries* times after the first attempt (default 2).
+//! - **Never retried:** an error whose code is `quota_exceeded` or `budget_exceeded`, or whose wait
+//!   (`Retry-After`) is longer than the *max retry wait* (default 60 s): it is raised at once (an
+//!   exhausted quota or budget lasts until the billing period ends).
+//! - **Only calls that cannot do anything twice when repeated:** `GET`, `HEAD`, `PUT`, `PATCH`
+//!   (Marquee's patches set fields, they never add to them) and `DELETE`; and the `POST`s of
+//!   feedback batches (an event is keyed by user, item and type), item and user batch upserts (by
+//!   id), session recommendations, embeddings, speech, transcriptions and image classification
+//!   (read-only computations). Chat completions, training, key creation and rotation, experiment
+//!   creation, item copy generation and every other `POST` are never retried, not even after a
+//!   connection error: the request may have reached the server.
+//! - **Wait:** the `retry-after-ms` header if present, else `Retry-After` as delta-seconds
+//!   (fractions allowed) or an HTTP date; never earlier than asked, plus up to 10 % (at most
+//!   250 ms) of jitter. Without either header: exponential backoff 0.5 s, 1 s, 2 s, … capped at
+//!   8 s, each shortened at random by up to a quarter.
+//!
+//! Here *max retries* is [`ClientBuilder::max_retries`] and the *max retry wait*
+//! [`ClientBuilder::max_retry_wait`]; [`ClientBuilder::backoff`] changes the backoff's start and
+//! cap. The waited-for error's [`Error::retry_after`] is the wait the server asked for.
 //!
 //! **Keys.** The API key is sent as a sensitive `Authorization` header and never appears in
 //! `Debug` output, errors or logs.
@@ -54,7 +65,7 @@ mod validate;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
@@ -304,10 +315,43 @@ impl fmt::Debug for Client {
 }
 
 /// Whether a request may be sent again after a failure that may have reached the server.
+/// `Idempotent` allows it only where [`may_repeat`] does too; `Never` forbids it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Retry {
     Idempotent,
     Never,
+}
+
+/// Answers worth sending a call again for: rate limited, or a gateway or server overloaded.
+const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
+
+/// Error codes never retried: exhausted until the billing period ends, waiting seconds will not
+/// help.
+const NO_RETRY_CODES: [&str; 2] = ["quota_exceeded", "budget_exceeded"];
+
+/// The `POST`s that cannot do anything twice when repeated (paths below the base URL). Every
+/// other `POST` (chat completions, training, key creation or rotation, experiments, item copy
+/// generation, …) is never retried.
+const RETRYABLE_POSTS: [&str; 8] = [
+    "/v1/feedback",          // an event is keyed by (user, item, type)
+    "/v1/items",             // upserts by id
+    "/v1/users",             // upserts by id
+    "/v1/recommend/session", // a read
+    "/v1/embeddings",        // read-only computations: they store nothing
+    "/v1/audio/speech",
+    "/v1/audio/transcriptions",
+    "/v1/images/classify",
+];
+
+/// Whether a call (its method and its path below the base URL) may be sent again after a
+/// retryable failure, transport failures included: a request that failed on the way may still
+/// have reached the server.
+fn may_repeat(method: &Method, path: &str) -> bool {
+    match *method {
+        Method::GET | Method::HEAD | Method::PUT | Method::PATCH | Method::DELETE => true,
+        Method::POST => RETRYABLE_POSTS.contains(&path),
+        _ => false,
+    }
 }
 
 /// One request, kept so that it can be sent again.
@@ -770,7 +814,7 @@ impl Client {
     // Models
 
     /// `POST /v1/embeddings`: one vector per text (`model`: the server's first embedding model
-    /// when `None`). Not retried.
+    /// when `None`). Retried like a read: it stores nothing.
     pub async fn embed<S: AsRef<str>>(
         &self,
         model: Option<&str>,
@@ -800,7 +844,7 @@ impl Client {
             url,
             "POST /v1/embeddings",
             Some(&body),
-            Retry::Never,
+            Retry::Idempotent,
         )
         .await
     }
@@ -941,13 +985,15 @@ impl Client {
     /// Sends `call`, retrying as the crate documentation says; returns a successful answer
     /// (its body unread) or the last error. `whole`: the timeout covers the whole body.
     async fn execute(&self, call: &Call, whole: bool) -> Result<reqwest::Response> {
+        let repeatable =
+            call.retry == Retry::Idempotent && may_repeat(&call.method, self.route_path(&call.url));
         let mut attempt = 0;
         loop {
             let result = self.attempt(call, whole).await;
             let Err(error) = &result else {
                 return result;
             };
-            if call.retry == Retry::Never || attempt >= self.inner.max_retries {
+            if !repeatable || attempt >= self.inner.max_retries {
                 return result;
             }
             let Some(wait) = self.retry_wait(error, attempt) else {
@@ -989,13 +1035,7 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+        let retry_after = retry_after(response.headers(), SystemTime::now());
         // With `whole`, reqwest's timeout covers the body; otherwise bound it here.
         let text = match tokio::time::timeout(timeout, response.text()).await {
             Ok(t) => t.map_err(|e| transport_error(e, timeout))?,
@@ -1004,13 +1044,18 @@ impl Client {
         Err(api_error(status, &text, retry_after))
     }
 
-    /// How long to wait before retrying after `error`, or `None` when it is not worth retrying.
+    /// The path of `url` below the base URL (`/v1/feedback`), as [`may_repeat`] knows routes.
+    fn route_path<'a>(&self, url: &'a Url) -> &'a str {
+        let base = self.inner.base.path().trim_end_matches('/');
+        url.path().strip_prefix(base).unwrap_or(url.path())
+    }
+
+    /// How long to wait before retrying after `error`, or `None` when it is not worth retrying
+    /// (the call itself was found repeatable already).
     fn retry_wait(&self, error: &Error, attempt: u32) -> Option<Duration> {
         let retryable = match error {
             Error::Api { status, code, .. } => {
-                matches!(status, 429 | 502 | 503 | 504)
-                    // Exhausted until the period ends: waiting seconds will not help.
-                    && !matches!(code.as_str(), "quota_exceeded" | "budget_exceeded")
+                RETRY_STATUSES.contains(status) && !NO_RETRY_CODES.contains(&code.as_str())
             }
             Error::Transport(_) | Error::Timeout(_) => true,
             _ => false,
@@ -1023,18 +1068,15 @@ impl Client {
             if after > self.inner.max_retry_wait {
                 return None;
             }
-            // Never earlier than asked; up to 10 % (at most 250 ms) later, so that clients
-            // told the same time do not come back all at once.
-            let extra = (after.as_secs_f64() * 0.1).min(0.25) * jitter;
-            return Some(after + Duration::from_secs_f64(extra));
+            return Some(jittered_wait(after, jitter));
         }
         let backoff = self
             .inner
             .initial_backoff
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.inner.max_backoff);
-        // "Equal jitter": half fixed, half random.
-        Some(backoff.mul_f64(0.5 + 0.5 * jitter))
+        // Shortened by up to a quarter at random.
+        Some(backoff.mul_f64(1.0 - 0.25 * jitter))
     }
 
     /// One page of a listing.
@@ -1234,6 +1276,92 @@ fn transport_error(e: reqwest::Error, timeout: Duration) -> Error {
     }
 }
 
+/// What the server asked to wait, never less, plus up to 10 % (at most 250 ms) of it (`jitter`
+/// in 0–1), so that clients told the same moment do not all come back at once.
+fn jittered_wait(asked: Duration, jitter: f64) -> Duration {
+    let extra = (asked.as_secs_f64() * 0.1).min(0.25) * jitter.clamp(0.0, 1.0);
+    asked + Duration::from_secs_f64(extra)
+}
+
+/// The wait an answer asks for: `retry-after-ms`, else `Retry-After` in seconds (fractions
+/// allowed) or as an HTTP date (a date past is no wait). `None` when absent or unreadable.
+fn retry_after(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let seconds = |v: &str| v.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0);
+    if let Some(ms) = text("retry-after-ms").and_then(seconds) {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = text(RETRY_AFTER.as_str())?;
+    if let Some(s) = seconds(value) {
+        return Some(Duration::from_secs_f64(s));
+    }
+    let at = parse_http_date(value)?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// An HTTP date (RFC 9110 §5.6.7): the IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, or the
+/// obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`)
+/// forms.
+fn parse_http_date(text: &str) -> Option<SystemTime> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = |m: &str| MONTHS.iter().position(|n| *n == m).map(|i| i as u32 + 1);
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (year, month, day, time) = match words.as_slice() {
+        // IMF-fixdate.
+        [_weekday, day, mon, year, time, "GMT"] => (
+            year.parse::<i64>().ok()?,
+            month(mon)?,
+            day.parse::<u32>().ok()?,
+            *time,
+        ),
+        // RFC 850, with a two-digit year: 00–69 are 20xx, 70–99 19xx.
+        [_weekday, date, time, "GMT"] => {
+            let mut parts = date.split('-');
+            let (day, mon, yy) = (parts.next()?, parts.next()?, parts.next()?);
+            let yy: i64 = yy.parse().ok()?;
+            let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
+            (year, month(mon)?, day.parse::<u32>().ok()?, *time)
+        }
+        // asctime.
+        [_weekday, mon, day, time, year] => (
+            year.parse::<i64>().ok()?,
+            month(mon)?,
+            day.parse::<u32>().ok()?,
+            *time,
+        ),
+        _ => return None,
+    };
+    let mut hms = time.split(':').map(|p| p.parse::<u32>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if hms.next().is_some()
+        || !(1970..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || h > 23
+        || m > 59
+        || s > 60
+    {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s);
+    let secs = u64::try_from(secs).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
 /// An error answer: Marquee's body when it is one, else the status and the start of the text.
 fn api_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -> Error {
     let parsed: Option<Value> = serde_json::from_str(text).ok();
@@ -1289,6 +1417,166 @@ mod tests {
         assert!(Client::new("ftp://x", "k").is_err());
         assert!(Client::new("not a url", "k").is_err());
         assert!(Client::new("http://x", " ").is_err());
+    }
+
+    #[test]
+    fn the_calls_that_may_be_repeated() {
+        for m in [
+            Method::GET,
+            Method::HEAD,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            assert!(may_repeat(&m, "/v1/anything"), "{m}");
+        }
+        for path in RETRYABLE_POSTS {
+            assert!(may_repeat(&Method::POST, path), "{path}");
+        }
+        for path in [
+            "/v1/chat/completions",
+            "/v1/models/train",
+            "/v1/admin/tenants/t/keys",
+            "/v1/keys/k/rotate",
+            "/v1/experiments",
+            "/v1/items/heat/copy",
+            "/v1/anything-new",
+        ] {
+            assert!(!may_repeat(&Method::POST, path), "{path}");
+        }
+        // Routes are matched below the base URL's path.
+        let c = Client::new("https://example.com/marquee/", "k").unwrap();
+        let url = c.url(&["v1", "feedback"], &[("x", "1".into())]);
+        assert_eq!(c.route_path(&url), "/v1/feedback");
+        let c = Client::new("http://127.0.0.1:8080", "k").unwrap();
+        assert_eq!(
+            c.route_path(&c.url(&["v1", "embeddings"], &[])),
+            "/v1/embeddings"
+        );
+    }
+
+    #[test]
+    fn retry_after_in_milliseconds_seconds_or_a_date() {
+        use reqwest::header::{HeaderMap, HeaderName};
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // 1994-11-06 08:49:37
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            h
+        };
+        let wait = |pairs: &[(&str, &str)]| retry_after(&headers(pairs), now);
+        assert_eq!(wait(&[("retry-after", "2")]), Some(Duration::from_secs(2)));
+        assert_eq!(
+            wait(&[("retry-after", " 0.25 ")]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            wait(&[("retry-after-ms", "1500"), ("retry-after", "30")]),
+            Some(Duration::from_millis(1500)),
+            "retry-after-ms wins"
+        );
+        assert_eq!(
+            wait(&[("retry-after-ms", "soon"), ("retry-after", "3")]),
+            Some(Duration::from_secs(3))
+        );
+        for date in [
+            "Sun, 06 Nov 1994 08:49:47 GMT",
+            "Sunday, 06-Nov-94 08:49:47 GMT",
+            "Sun Nov  6 08:49:47 1994",
+        ] {
+            assert_eq!(
+                wait(&[("retry-after", date)]),
+                Some(Duration::from_secs(10)),
+                "{date}"
+            );
+        }
+        assert_eq!(
+            wait(&[("retry-after", "Sun, 06 Nov 1994 08:00:00 GMT")]),
+            Some(Duration::ZERO),
+            "a date past"
+        );
+        for bad in [
+            "soon",
+            "-1",
+            "NaN",
+            "Sun, 06 Nov 1994 25:00:00 GMT",
+            "Sun, 06 Foo 1994 08:00:00 GMT",
+        ] {
+            assert_eq!(wait(&[("retry-after", bad)]), None, "{bad}");
+        }
+        assert_eq!(wait(&[]), None);
+        assert_eq!(
+            parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"),
+            Some(SystemTime::UNIX_EPOCH)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2028 12:00:00 GMT"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_835_438_400))
+        );
+    }
+
+    #[test]
+    fn waits_are_never_shorter_than_asked_and_jitter_is_bounded() {
+        for (asked, most) in [
+            (0, 0),
+            (1000, 1100),
+            (2000, 2200),
+            (10_000, 10_250),
+            (60_000, 60_250),
+        ] {
+            let asked = Duration::from_millis(asked);
+            for jitter in [0.0, 0.3, 0.999, 1.0] {
+                let w = jittered_wait(asked, jitter);
+                assert!(
+                    w >= asked && w <= Duration::from_millis(most),
+                    "{asked:?} {w:?}"
+                );
+            }
+        }
+        let c = Client::new("http://127.0.0.1:1", "k").unwrap();
+        let busy = |status, code: &str, after| Error::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+            param: None,
+            retry_after: after,
+        };
+        for (attempt, full) in [(0, 500), (1, 1000), (2, 2000), (3, 4000), (10, 8000)] {
+            let w = c
+                .retry_wait(&busy(503, "overloaded", None), attempt)
+                .unwrap();
+            let full = Duration::from_millis(full);
+            assert!(w >= full.mul_f64(0.75) && w <= full, "{attempt}: {w:?}");
+        }
+        for status in [429, 502, 503, 504] {
+            assert!(
+                c.retry_wait(&busy(status, "x", None), 0).is_some(),
+                "{status}"
+            );
+        }
+        for status in [400, 401, 404, 409, 413, 422, 500] {
+            assert!(
+                c.retry_wait(&busy(status, "x", None), 0).is_none(),
+                "{status}"
+            );
+        }
+        for code in ["quota_exceeded", "budget_exceeded"] {
+            let e = busy(429, code, Some(Duration::from_secs(1)));
+            assert!(c.retry_wait(&e, 0).is_none(), "{code}");
+        }
+        let long = busy(503, "overloaded", Some(Duration::from_secs(61)));
+        assert!(c.retry_wait(&long, 0).is_none(), "over max_retry_wait");
+        let asked = busy(429, "rate_limit_exceeded", Some(Duration::from_secs(3)));
+        let w = c.retry_wait(&asked, 0).unwrap();
+        assert!(
+            w >= Duration::from_secs(3) && w <= Duration::from_millis(3250),
+            "{w:?}"
+        );
     }
 
     #[test]

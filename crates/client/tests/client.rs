@@ -1,11 +1,14 @@
 //! The Rust SDK against a real Marquee server (in process, on an ephemeral port, on a fresh
 //! SQLite database): round trips through the shared types, real recommendation values, chunked
-//! uploads, error mapping, retries that honour `Retry-After`, and timeouts. The model calls run
-//! the real weights (`marquee models pull`; `scripts/test` runs it).
+//! uploads, error mapping, retries that honour `Retry-After`, and timeouts. The retry rule shared
+//! with the Python and TypeScript SDKs is also checked on answers scripted by a local HTTP server.
+//! The model calls run the real weights (`marquee models pull`; `scripts/test` runs it).
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::StreamExt;
 use marquee_client::{
@@ -625,14 +628,14 @@ async fn server_errors_map_to_status_code_and_message() {
             .await,
         3
     );
-    // … while a model call that failed the same way is not retried.
+    // … and so is an embedding, which stores nothing.
     let err = patient.embed(None, &["heist"]).await.unwrap_err();
     assert_eq!(err.status(), Some(503), "{err}");
     assert_eq!(
         server
             .requests_counted(Some("errors"), "/v1/embeddings", 503)
             .await,
-        1
+        3
     );
 }
 
@@ -676,20 +679,15 @@ async fn rate_limited_reads_wait_for_retry_after_and_other_calls_do_not_retry() 
         "waited {waited:?}"
     );
 
-    // Training and embeddings are not idempotent: their 429 comes back without a retry (one
-    // request each; refusals at admission are not labelled with the tenant, so these count
-    // every tenant's — only this test is rate limited on these routes).
+    // Training may not be repeated: its 429 comes back without a retry (one request;
+    // refusals at admission are not labelled with the tenant, so this counts every tenant's —
+    // only this test is rate limited on this route).
     let err = client.train(false).await.unwrap_err();
     assert_eq!(err.code(), "rate_limit_exceeded", "{err}");
-    let err = client.embed(None, &["a heist"]).await.unwrap_err();
-    assert_eq!(err.code(), "rate_limit_exceeded", "{err}");
-    for route in ["/v1/models/train", "/v1/embeddings"] {
-        assert_eq!(
-            server.requests_counted(None, route, 429).await,
-            1,
-            "{route}"
-        );
-    }
+    assert_eq!(
+        server.requests_counted(None, "/v1/models/train", 429).await,
+        1
+    );
 
     // An exhausted quota waits for the next period: not worth waiting for, returned at once.
     server.tenant_key("quota", json!({"kind": "secret"})).await;
@@ -767,6 +765,362 @@ async fn timeouts_and_refused_connections_are_reported_and_reads_retried() {
     let err = refused.popular(&RecommendRequest::new()).await.unwrap_err();
     assert!(matches!(err, Error::Transport(_)), "{err:?}");
     assert_eq!(err.code(), "transport_error");
+
+    // A call that may not be repeated is not retried even when the connection was refused:
+    // no backoff is waited (a read waits 2 × at least 150 ms here).
+    let refused = Client::builder()
+        .base_url(format!("http://127.0.0.1:{port}"))
+        .max_retries(2)
+        .backoff(Duration::from_millis(200), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = refused.popular(&RecommendRequest::new()).await.unwrap_err();
+    assert_eq!(err.code(), "transport_error");
+    assert!(started.elapsed() >= Duration::from_millis(300), "retried");
+    let started = Instant::now();
+    let chat = ChatRequest::new("m", vec![ChatMessage::user("hi")]);
+    let err = refused.chat(&chat).await.unwrap_err();
+    assert_eq!(err.code(), "transport_error");
+    let err = refused.train(false).await.unwrap_err();
+    assert_eq!(err.code(), "transport_error");
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "not retried: {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The retry rule shared with the Python and TypeScript SDKs, on scripted answers.
+
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
+fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Answer {
+    let headers = headers.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    (status, headers, body.to_string())
+}
+
+fn error_body(code: &str) -> String {
+    json!({"error": {"code": code, "message": format!("{code} (scripted)"), "type": "t", "param": null}})
+        .to_string()
+}
+
+/// Retry at once (the backoff is tested on its own).
+const FAST: &[(&str, &str)] = &[("retry-after-ms", "1")];
+
+/// Requests a [`scripted`] server received: `METHOD /path` and when.
+type Seen = Arc<Mutex<Vec<(String, SystemTime)>>>;
+
+/// A local HTTP server (on a thread) answering each request with the next scripted answer, then
+/// 200 `{}` once the script is used up; one request per connection.
+fn scripted(answers: Vec<Answer>) -> (String, Seen) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut answers = VecDeque::from(answers);
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut data = Vec::new();
+            let mut buf = [0u8; 65536];
+            let head_end = loop {
+                if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break 0,
+                    Ok(n) => data.extend_from_slice(&buf[..n]),
+                }
+            };
+            if head_end == 0 {
+                continue;
+            }
+            let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while data.len() < head_end + length {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => data.extend_from_slice(&buf[..n]),
+                }
+            }
+            let mut request = head.split_whitespace();
+            let (method, target) = (request.next().unwrap_or(""), request.next().unwrap_or(""));
+            let path = target.split('?').next().unwrap_or("");
+            log.lock()
+                .unwrap()
+                .push((format!("{method} {path}"), SystemTime::now()));
+            let (status, headers, body) = answers
+                .pop_front()
+                .unwrap_or_else(|| answer(200, &[], "{}"));
+            let mut out = format!(
+                "HTTP/1.1 {status} Scripted\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            out.push_str(&body);
+            let _ = stream.write_all(out.as_bytes());
+        }
+    });
+    (base, seen)
+}
+
+fn paths(seen: &Seen) -> Vec<String> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+/// Time between the first and the second request.
+fn gap(seen: &Seen) -> Duration {
+    let seen = seen.lock().unwrap();
+    seen[1].1.duration_since(seen[0].1).unwrap()
+}
+
+fn scripted_client(base: &str) -> Client {
+    Client::builder()
+        .base_url(base)
+        .api_key("mq_sk_scripted")
+        .max_retries(4)
+        .backoff(Duration::from_millis(1), Duration::from_millis(2))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rule_gateway_errors_and_429_are_retried_for_calls_that_may_be_repeated() {
+    let (base, seen) = scripted(vec![
+        answer(502, FAST, "<html>Bad gateway</html>"),
+        answer(504, FAST, ""),
+        answer(503, FAST, &error_body("overloaded")),
+        answer(429, FAST, &error_body("rate_limit_exceeded")),
+        answer(200, &[], "[]"),
+    ]);
+    let recs = scripted_client(&base)
+        .popular(&RecommendRequest::new())
+        .await
+        .unwrap();
+    assert!(recs.is_empty());
+    assert_eq!(paths(&seen), vec!["GET /v1/popular"; 5]);
+
+    // Each call that cannot do anything twice, through two gateway errors. (The scripted 200
+    // `{}` is not every call's answer: only the number of requests matters here.)
+    let heat = item("heat", "Heat", &["Crime"]);
+    let ann = UserInput {
+        id: Some("ann".into()),
+        ..UserInput::default()
+    };
+    for path in [
+        "GET /v1/items/heat",
+        "PUT /v1/items/heat",
+        "PATCH /v1/items/heat",
+        "DELETE /v1/items/heat",
+        "DELETE /v1/users/ann",
+        "POST /v1/feedback",
+        "POST /v1/items",
+        "POST /v1/users",
+        "POST /v1/recommend/session",
+        "POST /v1/embeddings",
+    ] {
+        let (base, seen) = scripted(vec![answer(502, FAST, ""), answer(504, FAST, "")]);
+        let c = scripted_client(&base);
+        let request = RecommendRequest::new();
+        match path {
+            "GET /v1/items/heat" => c.get_item("heat").await.map(drop),
+            "PUT /v1/items/heat" => c.put_item("heat", &heat).await.map(drop),
+            "PATCH /v1/items/heat" => c.patch_item("heat", &ItemPatch::default()).await.map(drop),
+            "DELETE /v1/items/heat" => c.delete_item("heat").await,
+            "DELETE /v1/users/ann" => c.delete_user("ann").await.map(drop),
+            "POST /v1/feedback" => c.send_feedback(&[view("ann", "heat", 1)]).await.map(drop),
+            "POST /v1/items" => c.upsert_items(std::slice::from_ref(&heat)).await.map(drop),
+            "POST /v1/users" => c.upsert_users(std::slice::from_ref(&ann)).await.map(drop),
+            "POST /v1/recommend/session" => c.session(&["heat"], &request).await.map(drop),
+            "POST /v1/embeddings" => c.embed(None, &["heat"]).await.map(drop),
+            _ => unreachable!(),
+        }
+        .ok();
+        assert_eq!(paths(&seen), vec![path; 3], "{path}");
+    }
+}
+
+#[tokio::test]
+async fn rule_embeddings_are_retried_on_429() {
+    let embeddings = json!({
+        "object": "list", "model": "m",
+        "data": [{"object": "embedding", "index": 0, "embedding": [1.0]}],
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    });
+    let (base, seen) = scripted(vec![
+        answer(429, FAST, &error_body("rate_limit_exceeded")),
+        answer(200, &[], &embeddings.to_string()),
+    ]);
+    let out = scripted_client(&base)
+        .embed(None, &["hello"])
+        .await
+        .unwrap();
+    assert_eq!(out.vectors(), vec![&[1.0f32][..]]);
+    assert_eq!(paths(&seen), vec!["POST /v1/embeddings"; 2]);
+}
+
+#[tokio::test]
+async fn rule_chat_and_training_are_never_retried() {
+    for status in [429, 502, 503, 504] {
+        let (base, seen) = scripted(vec![answer(status, FAST, &error_body("busy")); 3]);
+        let client = scripted_client(&base);
+        let chat = ChatRequest::new("m", vec![ChatMessage::user("hi")]);
+        let err = client.chat(&chat).await.unwrap_err();
+        assert_eq!(err.status(), Some(status), "{err}");
+        let err = client.chat_stream(&chat).await.err().unwrap();
+        assert_eq!(err.status(), Some(status), "{err}");
+        let err = client.train(false).await.unwrap_err();
+        assert_eq!(err.status(), Some(status), "{err}");
+        assert_eq!(
+            paths(&seen),
+            [
+                "POST /v1/chat/completions",
+                "POST /v1/chat/completions",
+                "POST /v1/models/train"
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn rule_quota_and_budget_exceeded_are_not_retried() {
+    for code in ["quota_exceeded", "budget_exceeded"] {
+        let (base, seen) = scripted(vec![answer(
+            429,
+            &[("retry-after", "1")],
+            &error_body(code),
+        )]);
+        let started = Instant::now();
+        let err = scripted_client(&base)
+            .popular(&RecommendRequest::new())
+            .await
+            .unwrap_err();
+        assert_eq!((err.status(), err.code()), (Some(429), code));
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+        assert!(started.elapsed() < Duration::from_millis(900), "at once");
+        assert_eq!(paths(&seen).len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn rule_a_wait_over_max_retry_wait_is_returned_at_once() {
+    let (base, seen) = scripted(vec![answer(
+        503,
+        &[("retry-after", "5")],
+        &error_body("busy"),
+    )]);
+    let client = Client::builder()
+        .base_url(&base)
+        .max_retries(3)
+        .max_retry_wait(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let err = client.popular(&RecommendRequest::new()).await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
+    assert_eq!(paths(&seen).len(), 1);
+}
+
+#[tokio::test]
+async fn rule_retry_after_ms_seconds_and_http_dates_are_honoured() {
+    // `retry-after-ms` wins over `Retry-After`.
+    let (base, seen) = scripted(vec![
+        answer(
+            429,
+            &[("retry-after-ms", "300"), ("retry-after", "30")],
+            &error_body("rate_limit_exceeded"),
+        ),
+        answer(200, &[], "[]"),
+    ]);
+    scripted_client(&base)
+        .popular(&RecommendRequest::new())
+        .await
+        .unwrap();
+    let waited = gap(&seen);
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    assert!(waited < Duration::from_millis(1330), "{waited:?}");
+
+    // Fractional seconds.
+    let (base, seen) = scripted(vec![answer(
+        503,
+        &[("retry-after", "0.4")],
+        &error_body("busy"),
+    )]);
+    scripted_client(&base).get_item("heat").await.unwrap_err(); // the scripted `{}` is no item
+    assert_eq!(paths(&seen).len(), 2);
+    assert!(gap(&seen) >= Duration::from_millis(400), "{:?}", gap(&seen));
+
+    // An HTTP date, in whole seconds: 0.5–1.5 s from now.
+    let at = SystemTime::now() + Duration::from_millis(1500);
+    let date = http_date(at);
+    let (base, seen) = scripted(vec![
+        answer(503, &[("retry-after", &date)], &error_body("busy")),
+        answer(200, &[], "[]"),
+    ]);
+    scripted_client(&base)
+        .popular(&RecommendRequest::new())
+        .await
+        .unwrap();
+    let seen_at: Vec<SystemTime> = seen.lock().unwrap().iter().map(|(_, t)| *t).collect();
+    assert_eq!(seen_at.len(), 2);
+    let asked = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
+    assert!(seen_at[1] >= asked, "not before {date}");
+    assert!(gap(&seen) < Duration::from_secs(3));
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), truncated to the second.
+fn http_date(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[month as usize - 1],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[test]
+fn http_dates_are_formatted_as_servers_send_them() {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+    assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_835_438_400);
+    assert_eq!(http_date(t), "Tue, 29 Feb 2028 12:00:00 GMT");
 }
 
 // ---------------------------------------------------------------------------------------------
