@@ -550,30 +550,26 @@ async fn users_items_and_feedback_have_gorses_shapes_and_map_onto_marquees_data(
     assert_eq!((s, b), (StatusCode::OK, json!({"RowAffected": 1})));
     let (s, b) = get(&server, "/api/user/dan", &key).await;
     assert_text(s, &b, StatusCode::NOT_FOUND, "dan: user not found");
-    // Deleting them again: Gorse's deleteUser and deleteItem do not look them up and answer
-    // `Success{RowAffected: 1}` whatever their store deleted; so does Marquee.
-    for path in ["/api/item/new-film", "/api/user/dan"] {
-        let (s, _, b) = gorse(&server, Method::DELETE, path, &key, None, &[]).await;
-        assert_eq!(
-            (s, b),
-            (StatusCode::OK, json!({"RowAffected": 1})),
-            "{path}"
-        );
-    }
-    // Patching them: Gorse's modifyUser and modifyItem answer `RowAffected: 1` having updated
-    // no row (their stores' UPDATE matches none); Marquee answers 200 too, but says that no
-    // row was written (it would otherwise acknowledge data it does not keep), and creates
-    // nothing.
-    for (path, body) in [
-        ("/api/item/new-film", json!({"Comment": "back?"})),
-        ("/api/user/dan", json!({"Comment": "back?"})),
+    // Deleting or patching them again: Gorse's deleteUser/deleteItem and modifyUser/modifyItem
+    // do not look them up and answer `Success{RowAffected: 1}` whatever their store did;
+    // Marquee answers 404 with the text of Gorse's reads (it does not acknowledge a write it
+    // did not make, and keys of other tenants get only 401/403/404 — see the module docs), and
+    // creates nothing.
+    for (path, text) in [
+        ("/api/item/new-film", "new-film: item not found"),
+        ("/api/user/dan", "dan: user not found"),
     ] {
-        let (s, b) = send(&server, Method::PATCH, path, &key, body).await;
-        assert_eq!(
-            (s, b),
-            (StatusCode::OK, json!({"RowAffected": 0})),
-            "{path}"
-        );
+        let (s, _, b) = gorse(&server, Method::DELETE, path, &key, None, &[]).await;
+        assert_text(s, &b, StatusCode::NOT_FOUND, text);
+        let (s, b) = send(
+            &server,
+            Method::PATCH,
+            path,
+            &key,
+            json!({"Comment": "back?"}),
+        )
+        .await;
+        assert_text(s, &b, StatusCode::NOT_FOUND, text);
         let (s, _) = get(&server, path, &key).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path} stays deleted");
     }
@@ -1296,21 +1292,16 @@ async fn the_gorse_api_keeps_tenants_apart_and_keys_to_their_scopes() {
     let (_, recs) = get(&server, "/api/recommend/ann", &b).await;
     assert_eq!(recs, json!([]), "B has no items to recommend");
     // ...and cannot change them: deleting or patching A's objects finds nothing. The answers
-    // are Gorse's for objects that are not there — the same whether A has them or not, so
-    // they tell B nothing — and A's objects stay as they are.
-    for path in ["/api/item/alien", "/api/user/ann"] {
+    // are those for objects that are not there — the same whether A has them or not, so they
+    // tell B nothing — and A's objects stay as they are.
+    for (path, text) in [
+        ("/api/item/alien", "alien: item not found"),
+        ("/api/user/ann", "ann: user not found"),
+    ] {
         let (s, _, body) = gorse(&server, Method::DELETE, path, &b, None, &[]).await;
-        assert_eq!(
-            (s, body),
-            (StatusCode::OK, json!({"RowAffected": 1})),
-            "{path}"
-        );
+        assert_text(s, &body, StatusCode::NOT_FOUND, text);
         let (s, body) = send(&server, Method::PATCH, path, &b, json!({"Comment": "B's"})).await;
-        assert_eq!(
-            (s, body),
-            (StatusCode::OK, json!({"RowAffected": 0})),
-            "{path}"
-        );
+        assert_text(s, &body, StatusCode::NOT_FOUND, text);
         let (s, body) = get(&server, path, &a).await;
         assert_eq!(s, StatusCode::OK, "{path} is still A's: {body}");
         assert_ne!(body["Comment"], "B's", "{path}");

@@ -46,16 +46,17 @@
 //! - an unknown user or item: 404 `<id>: user not found`, `<id>: item not found` (the text of
 //!   Gorse's stores); an unknown route: 404 `404: Page Not Found`; another method on a route:
 //!   405 `405: Method Not Allowed` (go-restful's router);
-//! - deleting a user or an item that is not there: 200 `{"RowAffected": 1}`, as Gorse answers
-//!   (it does not look them up); deleting feedback that is not there: `{"RowAffected": 0}`.
+//! - deleting feedback that is not there: `{"RowAffected": 0}`.
 //!
 //! `GET /api/health/live` and `/api/health/ready` are Gorse's probes (no key): Gorse's
 //! `HealthStatus`, ready when Marquee's `/readyz` is (else 503, its text that status).
 //!
 //! Where this answers otherwise than Gorse, it is to keep one of Marquee's guarantees:
-//! - patching a user or an item that is not there: Gorse answers `{"RowAffected": 1}` and
-//!   stores nothing; this answers 200 too, but `{"RowAffected": 0}`: no write was made, and
-//!   claiming one would acknowledge data that is not kept;
+//! - patching or deleting a user or an item that is not there: Gorse answers 200
+//!   `{"RowAffected": 1}` without looking it up (and stores nothing); this answers 404 `<id>:
+//!   user not found` / `<id>: item not found`, as Gorse's reads do. A 200 would acknowledge a
+//!   write that was not made, and a key of another tenant must get only 401/403/404 on every
+//!   route (Marquee's isolation rule), never a success about an id it cannot see;
 //! - adding or removing a category of an unknown item: Gorse answers 500 (its store's "item
 //!   not found" passed on as an internal error), this 404 with the same text (a 5xx here means
 //!   the server failed); one typed feedback event that is not there: Gorse's handler indexes an
@@ -822,7 +823,7 @@ pub async fn get_user(
     description = "Only the fields given change (absent or `null`: unchanged).",
     params(("user_id" = String, Path, description = "The user's id.")),
     request_body = crate::openapi::GorseUserPatch,
-    responses((status = 200, description = "`RowAffected` is 1, or 0 when there is no such user (Gorse answers 1 and writes nothing)", body = crate::openapi::GorseRowAffected)),
+    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
     extensions(("x-required-scope" = json!("users:write"))),
 )]
 pub async fn patch_user(
@@ -852,27 +853,24 @@ pub async fn patch_user(
         };
         changes.insert("comment".into(), value);
     }
-    match state.service.patch_user(tenant, &id, changes).await {
-        Ok(_) => Ok(success(1)),
-        // Gorse updates no row and answers 200 (`ModifyUser` does not look the user up); this
-        // says that no row was written (see the module docs).
-        Err(ServiceError::NotFound { .. }) => Ok(success(0)),
-        Err(e) => Err(e.into()),
-    }
+    // An unknown user is 404 (Gorse's `ModifyUser` does not look it up and answers 200; see
+    // the module docs).
+    state.service.patch_user(tenant, &id, changes).await?;
+    Ok(success(1))
 }
 
 /// `DELETE /api/user/{user-id}`: erases the user and their feedback (Marquee's erasure,
-/// recorded in the audit log). A user that is not there is `{"RowAffected": 1}` too, as in
-/// Gorse, whose `deleteUser` answers it whatever its store deleted (server/rest.go).
+/// recorded in the audit log). A user that is not there is 404 (Gorse's `deleteUser` answers
+/// 200 whatever its store deleted; see the module docs).
 #[utoipa::path(
     delete,
     path = "/api/user/{user_id}",
     tag = "gorse",
     operation_id = "gorseDeleteUser",
     summary = "Delete a user",
-    description = "Erases the user and their feedback: Marquee's erasure, recorded in the audit log. A user that is not there is answered the same (Gorse does not look it up).",
+    description = "Erases the user and their feedback: Marquee's erasure, recorded in the audit log. A user that is not there is 404 (Gorse answers 200 without looking it up).",
     params(("user_id" = String, Path, description = "The user's id.")),
-    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected)),
+    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
     extensions(("x-required-scope" = json!("users:write"))),
 )]
 pub async fn delete_user(
@@ -881,11 +879,9 @@ pub async fn delete_user(
     GorseIds(id): GorseIds<String>,
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::UsersWrite)?;
-    match state.service.erase_user(&caller, tenant, &id).await {
-        // Erased, and the erasure audited; or nothing to erase (and nothing erased to audit).
-        Ok(_) | Err(ServiceError::NotFound { .. }) => Ok(success(1)),
-        Err(e) => Err(e.into()),
-    }
+    // Erased, and the erasure audited.
+    state.service.erase_user(&caller, tenant, &id).await?;
+    Ok(success(1))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1013,7 +1009,7 @@ pub async fn get_item(
     description = "Only the fields given change (absent or `null`: unchanged); new `Labels` replace the item's tags and metadata.",
     params(("item_id" = String, Path, description = "The item's id.")),
     request_body = crate::openapi::GorseItemPatch,
-    responses((status = 200, description = "`RowAffected` is 1, or 0 when there is no such item (Gorse answers 1 and writes nothing)", body = crate::openapi::GorseRowAffected)),
+    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
     extensions(("x-required-scope" = json!("catalog:write"))),
 )]
 pub async fn patch_item(
@@ -1043,26 +1039,22 @@ pub async fn patch_item(
             patch.metadata = Some(m);
         }
     }
-    match state.service.patch_item(tenant, &id, patch).await {
-        Ok(_) => Ok(success(1)),
-        // As for users: Gorse answers 200 having updated no row; this says no row was written.
-        Err(ServiceError::NotFound { .. }) => Ok(success(0)),
-        Err(e) => Err(e.into()),
-    }
+    // As for users, an unknown item is 404.
+    state.service.patch_item(tenant, &id, patch).await?;
+    Ok(success(1))
 }
 
 /// `DELETE /api/item/{item-id}`: deletes the item and the feedback on it (audited). An item
-/// that is not there is `{"RowAffected": 1}` too, as in Gorse (`deleteItem` does not look it
-/// up).
+/// that is not there is 404 (Gorse's `deleteItem` answers 200 without looking it up).
 #[utoipa::path(
     delete,
     path = "/api/item/{item_id}",
     tag = "gorse",
     operation_id = "gorseDeleteItem",
     summary = "Delete an item",
-    description = "Deletes the item and the feedback on it (recorded in the audit log). An item that is not there is answered the same (Gorse does not look it up).",
+    description = "Deletes the item and the feedback on it (recorded in the audit log). An item that is not there is 404 (Gorse answers 200 without looking it up).",
     params(("item_id" = String, Path, description = "The item's id.")),
-    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected)),
+    responses((status = 200, description = "`RowAffected` is 1", body = crate::openapi::GorseRowAffected), (status = 404)),
     extensions(("x-required-scope" = json!("catalog:write"))),
 )]
 pub async fn delete_item(
@@ -1071,19 +1063,13 @@ pub async fn delete_item(
     GorseIds(id): GorseIds<String>,
 ) -> GorseResult<Json<Value>> {
     let tenant = caller.tenant_for(Capability::CatalogWrite)?;
-    match state.service.delete_item(tenant, &id).await {
-        Ok(()) => {
-            // As Marquee's own `DELETE /v1/items/{id}` records it.
-            state
-                .service
-                .audit(&caller, Some(tenant.id), "item.delete", Some(&id), None)
-                .await?;
-            Ok(success(1))
-        }
-        // Nothing deleted, so nothing to audit.
-        Err(ServiceError::NotFound { .. }) => Ok(success(1)),
-        Err(e) => Err(e.into()),
-    }
+    state.service.delete_item(tenant, &id).await?;
+    // As Marquee's own `DELETE /v1/items/{id}` records it.
+    state
+        .service
+        .audit(&caller, Some(tenant.id), "item.delete", Some(&id), None)
+        .await?;
+    Ok(success(1))
 }
 
 /// `PUT /api/item/{item-id}/category/{category}`. An unknown item is 404 `<id>: item not
