@@ -244,6 +244,16 @@ impl Service {
                     Ordering::Release,
                 );
                 tracing::info!(tenant = %tenant.name, version = meta.info.version, "model loaded from its snapshot");
+                // A user erased after this model's data was read (the retrain the erasure asked
+                // for did not finish before a restart): ask again.
+                let data_read_at = meta.info.trained_at.0 - meta.info.train_ms;
+                if let Some((_, _, _, erased_at)) =
+                    self.store.user_erasures(tenant.id, 1).await?.first()
+                    && *erased_at >= data_read_at
+                {
+                    state.last_erasure_ms.store(*erased_at, Ordering::Release);
+                    state.retrain_requested.store(true, Ordering::Release);
+                }
                 state.model.store(Some(state::ServingModel::start(
                     model,
                     meta.info,

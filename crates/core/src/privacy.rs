@@ -418,6 +418,7 @@ impl crate::Service {
         }
         let retrain = had_events || deleted > 0;
         if retrain {
+            tenant.last_erasure_ms.fetch_max(now, Ordering::AcqRel);
             tenant.retrain_requested.store(true, Ordering::Release);
         }
         self.audit(

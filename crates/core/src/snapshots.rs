@@ -67,6 +67,30 @@ pub fn save(
     Ok(path)
 }
 
+/// Deletes the snapshots, other than `keep`, of models whose training data was read before
+/// `before_ms` (a user's erasure: those models still carry the user's influence). A model's
+/// data is read when its training starts, `trained_at − train_ms`. Returns the versions deleted.
+pub fn prune_trained_before(dir: &Path, tenant_id: i64, before_ms: i64, keep: i64) -> Vec<i64> {
+    let mut deleted = Vec::new();
+    for version in versions(dir, tenant_id) {
+        if version == keep {
+            continue;
+        }
+        let stale = match read_meta(dir, tenant_id, version) {
+            Ok(meta) => meta.info.trained_at.0 - meta.info.train_ms < before_ms,
+            // Unreadable: nothing can vouch for it.
+            Err(_) => true,
+        };
+        if stale
+            && std::fs::remove_file(tenant_dir(dir, tenant_id).join(file_name(version))).is_ok()
+        {
+            deleted.push(version);
+        }
+    }
+    deleted.sort_unstable();
+    deleted
+}
+
 /// Versions with a snapshot, in no particular order.
 pub fn versions(dir: &Path, tenant_id: i64) -> Vec<i64> {
     let Ok(entries) = std::fs::read_dir(tenant_dir(dir, tenant_id)) else {

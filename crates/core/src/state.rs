@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::{Mutex, RwLock};
@@ -426,6 +426,9 @@ pub struct TenantState {
     /// Set by a user's erasure: retrain so the model loses their influence, however few
     /// events changed.
     pub retrain_requested: AtomicBool,
+    /// Unix ms of the latest erasure of a user with events (0: none known). The retrain that
+    /// follows one deletes the kept model snapshots whose data still held the user.
+    pub last_erasure_ms: AtomicI64,
     /// The configuration retrains use (tuned, asked for, or the loaded model's); the
     /// engine's default for the data when none.
     pub preferred_config: Mutex<Option<recsys::AlgorithmConfig>>,
@@ -458,6 +461,7 @@ impl TenantState {
             feedback_queue: Mutex::new(Vec::new()),
             events_since_training: AtomicU64::new(0),
             retrain_requested: AtomicBool::new(false),
+            last_erasure_ms: AtomicI64::new(0),
             preferred_config: Mutex::new(None),
             tuned: AtomicBool::new(false),
             training: AtomicBool::new(false),

@@ -165,6 +165,7 @@ impl Service {
         let events_at_start = tenant.events_since_training.load(Ordering::Acquire);
         // Erasures from here on ask for another retrain; earlier ones are in this one's data.
         tenant.retrain_requested.store(false, Ordering::Release);
+        let erased_before = tenant.last_erasure_ms.load(Ordering::Acquire);
         let item_ids: Vec<String> = tenant
             .catalog
             .read()
@@ -231,11 +232,23 @@ impl Service {
             };
             let tenant_id = tenant.id;
             let saved = tokio::task::spawn_blocking(move || {
-                crate::snapshots::save(&dir, tenant_id, &meta, &serving.model)
+                let path = crate::snapshots::save(&dir, tenant_id, &meta, &serving.model)?;
+                // The kept older versions still hold erased users' influence: gone with them.
+                let pruned = if erased_before > 0 {
+                    crate::snapshots::prune_trained_before(&dir, tenant_id, erased_before, version)
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, std::io::Error>((path, pruned))
             })
             .await;
             match saved {
-                Ok(Ok(path)) => tracing::debug!(path = %path.display(), "model snapshot saved"),
+                Ok(Ok((path, pruned))) => {
+                    tracing::debug!(path = %path.display(), "model snapshot saved");
+                    if !pruned.is_empty() {
+                        tracing::info!(tenant = %tenant.name, versions = ?pruned, "model snapshots trained before a user's erasure deleted");
+                    }
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(tenant = %tenant.name, error = %e, "saving the model snapshot failed")
                 }
