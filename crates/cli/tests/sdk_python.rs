@@ -1,15 +1,19 @@
 //! The Python SDK (`sdk/python`) against the real `marquee` binary: its unittest suite on a
-//! fresh server with a small catalogue, its model calls on a server with the models loaded, and
-//! the specification's flow (`import marquee as example_sdk`) on `marquee serve --demo`.
+//! fresh server with a small catalogue, its model calls on a server with the models loaded, the
+//! specification's flow (`import marquee as example_sdk`) on `marquee serve --demo`, and a strict
+//! type check of its sources (`mypy --strict`).
 //!
-//! The suite imports the package from the tree (`sdk/python/src`); it needs `httpx`, which
-//! `pip install ./sdk/python` brings (scripts/test does).
+//! The suite imports the package as its users do: this tree, installed by `pip install` into a
+//! fresh directory (never `sdk/python/src` on `sys.path`), so it also tests the packaging
+//! (`py.typed`). It needs `httpx`, which `pip install ./sdk/python` brings, and the type check
+//! needs mypy (scripts/test installs both).
 
 use std::collections::HashSet;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -40,6 +44,91 @@ fn require_httpx() {
         python(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// This tree's SDK as `pip install` installs it, in a fresh directory under the target directory
+/// (its `site`: what `PYTHONPATH` names for the tests). Built once per test process, from a copy
+/// of the sources, since pip builds in the source tree.
+fn installed_sdk() -> &'static Path {
+    static SITE: OnceLock<PathBuf> = OnceLock::new();
+    SITE.get_or_init(|| {
+        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        remove_stale_installs(tmp);
+        let root = tmp.join(format!("sdk-python-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let source = root.join("source");
+        let tree = repo().join("sdk/python");
+        std::fs::create_dir_all(&source).unwrap();
+        for file in ["pyproject.toml", "README.md"] {
+            std::fs::copy(tree.join(file), source.join(file)).unwrap();
+        }
+        copy_sources(&tree.join("src"), &source.join("src"));
+        let site = root.join("site");
+        let out = Command::new(python())
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(["--no-deps", "--target"])
+            .arg(&site)
+            .arg(&source)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "pip install of sdk/python failed:\n{}",
+            transcript(&out)
+        );
+        assert!(
+            site.join("marquee/py.typed").is_file(),
+            "the installed package has no py.typed (see [tool.setuptools.package-data])"
+        );
+        site
+    })
+}
+
+/// `src` without what builds and runs leave there.
+fn copy_sources(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "__pycache__" || name.ends_with(".egg-info") {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_sources(&entry.path(), &to.join(&*name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&*name)).unwrap();
+        }
+    }
+}
+
+/// Installs that earlier runs left (a test process cannot remove its own at exit).
+fn remove_stale_installs(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age > Duration::from_secs(6 * 3600))
+        });
+        if stale
+            && entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sdk-python-")
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A `marquee serve` process on an ephemeral port; killed on drop.
@@ -167,8 +256,10 @@ impl Server {
             .env("MARQUEE_TENANT", TENANT)
             .env("MARQUEE_SAMPLES", repo().join("../shared/samples"))
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env_remove("MARQUEE_USER_ID")
-            .env_remove("PYTHONPATH");
+            // The installed package, and `_support.py` checks that it is the one imported.
+            .env("PYTHONPATH", installed_sdk())
+            .env("MARQUEE_SDK_INSTALLED", installed_sdk())
+            .env_remove("MARQUEE_USER_ID");
         if models {
             cmd.env("MARQUEE_TEST_MODELS", "1");
         } else {
@@ -300,7 +391,7 @@ fn the_specification_flow_runs_against_the_demo() {
     for flow in flows {
         let out = Command::new(python())
             .args(["-c", flow])
-            .env("PYTHONPATH", repo().join("sdk/python/src"))
+            .env("PYTHONPATH", installed_sdk())
             .env("MARQUEE_BASE_URL", &server.base)
             .env("MARQUEE_API_KEY", &key)
             .env("MARQUEE_USER_ID", "1")
@@ -328,4 +419,42 @@ fn the_specification_flow_runs_against_the_demo() {
             assert!(!rated.contains(title), "{title:?} was rated by user 1");
         }
     }
+}
+
+/// mypy, which scripts/test installs (pinned), runs as `python3 -m mypy`.
+fn require_mypy() {
+    let out = Command::new(python())
+        .args(["-m", "mypy", "--version"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the Python SDK's type check needs mypy, which is not installed for {}: run \
+         `python3 -m pip install mypy==2.4.1` (scripts/test does)\n{}",
+        python(),
+        transcript(&out)
+    );
+}
+
+#[test]
+fn the_python_sdk_type_checks_strictly() {
+    require_httpx();
+    require_mypy();
+    let cache = tempfile::tempdir().unwrap();
+    // From sdk/python, so that pyproject.toml's [tool.mypy] applies.
+    let out = Command::new(python())
+        .current_dir(repo().join("sdk/python"))
+        .args(["-m", "mypy", "--strict", "--cache-dir"])
+        .arg(cache.path())
+        .arg("src/marquee")
+        .env_remove("MYPYPATH")
+        .env_remove("PYTHONPATH")
+        .output()
+        .expect("python3 runs");
+    let text = transcript(&out);
+    assert!(
+        out.status.success(),
+        "mypy --strict on sdk/python/src:\n{text}"
+    );
+    assert!(text.contains("Success: no issues found"), "{text}");
 }

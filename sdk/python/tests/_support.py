@@ -1,4 +1,10 @@
-"""What the test modules share: the SDK from this tree, and the server they run against.
+"""What the test modules share: the installed SDK, and the server they run against.
+
+The tests import ``marquee`` as its users do: installed (``pip install ./sdk/python``), never
+from ``src/`` through ``sys.path``, so that they also test the packaging (``py.typed``, the
+package data). ``crates/cli/tests/sdk_python.rs`` installs this tree into a fresh directory and
+names it in ``MARQUEE_SDK_INSTALLED``: the package must then come from there. Run by hand, the
+installed package must be this tree's (reinstall after changing ``src/``).
 
 The server is a real ``marquee serve`` that ``crates/cli/tests/sdk_python.rs`` starts, with a
 tenant, its keys and a small film catalogue (eight films, six viewers, trained). It passes:
@@ -13,15 +19,12 @@ Without them the server tests are skipped and only the offline ones run.
 
 from __future__ import annotations
 
+import filecmp
 import os
-import sys
 import unittest
 import uuid
 from pathlib import Path
 from typing import Any
-
-# The package in this tree, not an installed copy.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 try:
     import httpx  # noqa: F401
@@ -30,7 +33,38 @@ except ImportError:  # pragma: no cover - the message is the point
         "the Marquee SDK tests need httpx: pip install ./sdk/python (or pip install httpx)"
     ) from None
 
-import marquee  # noqa: E402
+try:
+    import marquee
+except ImportError:  # pragma: no cover - the message is the point
+    raise SystemExit(
+        "the Marquee SDK tests run on the installed package: pip install ./sdk/python"
+    ) from None
+
+TREE = Path(__file__).resolve().parents[1] / "src" / "marquee"
+"""This tree's package source."""
+INSTALLED = Path(marquee.__file__).resolve().parent
+"""Where the package under test was imported from."""
+
+
+def _check_installed() -> None:
+    wanted = os.environ.get("MARQUEE_SDK_INSTALLED")
+    if wanted:
+        if not INSTALLED.is_relative_to(Path(wanted).resolve()):
+            raise SystemExit(f"marquee was imported from {INSTALLED}, not from {wanted}")
+        return
+    if INSTALLED == TREE:
+        return  # an editable install
+    sources = sorted(p.name for p in TREE.glob("*.py"))
+    _, mismatch, errors = filecmp.cmpfiles(TREE, INSTALLED, sources, shallow=False)
+    if mismatch or errors:
+        differ = ", ".join(mismatch + errors)
+        raise SystemExit(
+            f"the installed marquee ({INSTALLED}) is not this tree's ({differ} differ): "
+            "pip install ./sdk/python"
+        )
+
+
+_check_installed()
 
 BASE_URL = os.environ.get("MARQUEE_BASE_URL", "")
 API_KEY = os.environ.get("MARQUEE_API_KEY", "")
