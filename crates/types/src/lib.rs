@@ -1,7 +1,9 @@
 //! The shapes Marquee's HTTP API sends and receives.
 //!
 //! The server serializes these and the Rust SDK deserializes the very same types, so the two
-//! cannot drift apart. Inputs reject unknown fields, so a typo is a clear error instead of
+//! cannot drift apart: catalogue, users and feedback, recommendations and profiles, listing
+//! pages ([`Page`]), usage reports ([`UsageReport`]) and the OpenAI-shaped model answers
+//! ([`Embeddings`], [`ChatCompletion`], [`ChatChunk`]). Inputs reject unknown fields, so a typo is a clear error instead of
 //! silently ignored data. Times are accepted as RFC 3339 strings or Unix seconds, kept as Unix
 //! milliseconds and written as RFC 3339.
 
@@ -9,6 +11,17 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
+
+mod openai;
+mod page;
+mod usage;
+
+pub use openai::{
+    AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatUsage,
+    ChunkChoice, Delta, Embedding, EmbeddingUsage, EmbeddingVector, Embeddings,
+};
+pub use page::{ItemPage, Listed, Page, UserPage};
+pub use usage::{GroupBy, UsageLine, UsageReport};
 
 /// Longest id accepted, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
