@@ -76,13 +76,7 @@ use serde_json::{Map, Value};
 
 pub use error::{Error, Result};
 pub use marquee_types::*;
-pub use models::{
-    ChatChoice, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatUsage, ChunkChoice, Delta,
-    Embedding, EmbeddingUsage, Embeddings,
-};
-pub use request::{
-    CategoryMatch, GroupBy, Page, RecommendRequest, UsageLine, UsageQuery, UsageReport,
-};
+pub use request::{CategoryMatch, RecommendRequest, UsageQuery};
 
 use validate::{validate_element_id, validate_id};
 

@@ -1,7 +1,8 @@
-//! Options of the calls that take more than an id: recommend lists, pages, usage reports.
+//! Options of the calls that take more than an id: recommend lists, usage reports.
 //!
-//! The server's own types (items, users, feedback, recommendations, profiles) come from
-//! `marquee-types` and are re-exported by the crate; the types here describe *query options*,
+//! The server's own types (items, users, feedback, recommendations, profiles, pages, usage
+//! reports, the model answers) come from `marquee-types` and are re-exported by the crate; the
+//! types here describe *query options*,
 //! which the server reads from query strings rather than JSON bodies, so there is nothing to
 //! share with it. Each is `Default` with public fields, and has chainable setters:
 //!
@@ -11,10 +12,7 @@
 //! assert_eq!(r.n, Some(5));
 //! ```
 
-use std::collections::BTreeMap;
-
-use marquee_types::{MAX_RECOMMENDATIONS, Timestamp};
-use serde::Deserialize;
+use marquee_types::{GroupBy, MAX_RECOMMENDATIONS, Timestamp};
 
 use crate::error::{Error, Result};
 use crate::validate::validate_id;
@@ -253,36 +251,6 @@ impl RecommendRequest {
     }
 }
 
-/// One page of a listing, and the cursor of the next (`None` on the last page).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
-/// How `GET /v1/usage` groups its lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupBy {
-    Day,
-    Key,
-    Model,
-    Route,
-    /// Operator keys only.
-    Tenant,
-}
-
-impl GroupBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupBy::Day => "day",
-            GroupBy::Key => "key",
-            GroupBy::Model => "model",
-            GroupBy::Route => "route",
-            GroupBy::Tenant => "tenant",
-        }
-    }
-}
-
 /// Options of [`crate::Client::usage`]; the default is the current billing period, ungrouped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageQuery {
@@ -310,36 +278,4 @@ impl UsageQuery {
         }
         q
     }
-}
-
-/// `GET /v1/usage`: what was used in a window, summed from the server's usage ledger.
-///
-/// Amounts are exact decimal strings (`"0.0004"`), as the server writes them; units are the
-/// non-zero counters by name (`recommendations`, `input_tokens`, `output_tokens`,
-/// `embedding_tokens`, `tts_characters`, `images`, `audio_milliseconds`).
-#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
-pub struct UsageReport {
-    /// The tenant, on operator reports about one tenant.
-    #[serde(default)]
-    pub tenant: Option<String>,
-    pub from: Timestamp,
-    pub to: Timestamp,
-    #[serde(default)]
-    pub group_by: Option<String>,
-    pub currency: String,
-    /// One line per group (empty without `group_by`).
-    pub data: Vec<UsageLine>,
-    pub total: UsageLine,
-}
-
-/// One line of a [`UsageReport`].
-#[derive(Clone, Debug, PartialEq, Deserialize, serde::Serialize)]
-pub struct UsageLine {
-    /// The day (`2026-11-30`), key id, model, route or tenant; `None` in the total.
-    #[serde(default)]
-    pub group: Option<String>,
-    pub requests: i64,
-    pub units: BTreeMap<String, u64>,
-    /// Exact decimal amount in the report's currency.
-    pub cost: String,
 }
