@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::Service;
 use crate::error::ServiceError;
 use crate::state::TenantState;
+use crate::types::ChatUsage;
 
 /// What to draft.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -58,7 +59,8 @@ pub struct CopyDraft {
     pub text: String,
     pub model: String,
     pub stored: bool,
-    pub usage: Value,
+    /// OpenAI's `usage` object, as chat completions have it.
+    pub usage: ChatUsage,
     /// What the draft cost (for the answer's headers); `None` for operator keys.
     #[serde(skip)]
     pub settlement: Option<crate::metering::Settlement>,
@@ -179,11 +181,7 @@ impl Service {
             text,
             model: chat.name().to_string(),
             stored: request.store,
-            usage: serde_json::json!({
-                "prompt_tokens": g.prompt_tokens,
-                "completion_tokens": g.completion_tokens,
-                "total_tokens": g.prompt_tokens + g.completion_tokens,
-            }),
+            usage: ChatUsage::new(g.prompt_tokens as u64, g.completion_tokens as u64),
             settlement,
         })
     }

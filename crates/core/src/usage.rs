@@ -12,54 +12,23 @@ use crate::error::ServiceError;
 use crate::metering::units_from_columns;
 use crate::types::Timestamp;
 
-/// How to group a usage report.
-#[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupBy {
-    Day,
-    Key,
-    Model,
-    Route,
-    /// Operator reports only.
-    Tenant,
-}
+pub use marquee_types::GroupBy;
 
-impl GroupBy {
-    fn store(self) -> UsageGroupBy {
-        match self {
-            GroupBy::Day => UsageGroupBy::Day,
-            GroupBy::Key => UsageGroupBy::Key,
-            GroupBy::Model => UsageGroupBy::Model,
-            GroupBy::Route => UsageGroupBy::Route,
-            GroupBy::Tenant => UsageGroupBy::Tenant,
-        }
-    }
-}
+/// A usage report: the shape the SDK reads ([`marquee_types::UsageReport`]), with the exact
+/// units and amounts.
+pub type UsageReport = marquee_types::UsageReport<Units, Money>;
 
 /// One line of a report: a group's requests, units and cost.
-#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
-pub struct UsageLine {
-    /// The day (`2026-11-30`), key id, model, route or tenant; absent in totals and for
-    /// requests without a key or a model.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    pub requests: i64,
-    pub units: Units,
-    pub cost: Money,
-}
+pub type UsageLine = marquee_types::UsageLine<Units, Money>;
 
-#[derive(utoipa::ToSchema, Clone, Debug, Serialize)]
-pub struct UsageReport {
-    pub object: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    pub from: Timestamp,
-    pub to: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group_by: Option<GroupBy>,
-    pub currency: String,
-    pub data: Vec<UsageLine>,
-    pub total: UsageLine,
+fn store_group(g: GroupBy) -> UsageGroupBy {
+    match g {
+        GroupBy::Day => UsageGroupBy::Day,
+        GroupBy::Key => UsageGroupBy::Key,
+        GroupBy::Model => UsageGroupBy::Model,
+        GroupBy::Route => UsageGroupBy::Route,
+        GroupBy::Tenant => UsageGroupBy::Tenant,
+    }
 }
 
 /// One billed request, as exported.
@@ -178,10 +147,7 @@ impl crate::Service {
         };
         let rows = self
             .store
-            .usage_summary(
-                &filter,
-                group_by.map_or(UsageGroupBy::Total, GroupBy::store),
-            )
+            .usage_summary(&filter, group_by.map_or(UsageGroupBy::Total, store_group))
             .await?;
         let data: Vec<UsageLine> = rows
             .into_iter()
@@ -204,7 +170,7 @@ impl crate::Service {
             .collect();
         let total = total_of(&data);
         Ok(UsageReport {
-            object: "usage",
+            object: "usage".into(),
             tenant: tenant_id.map(|t| self.tenant_label(t)),
             from: Timestamp(from_ms),
             to: Timestamp(to_ms),

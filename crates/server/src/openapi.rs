@@ -31,7 +31,7 @@ use std::sync::{Arc, LazyLock};
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use marquee_core::{Item, ModelVersionInfo, TenantInfo, Timestamp, User};
+use marquee_core::{ModelVersionInfo, TenantInfo, Timestamp};
 use marquee_platform::{Money, Period, Unit, Units};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -950,20 +950,6 @@ pub enum ModelKind {
 
 // Catalogue, users, feedback
 
-/// A page of items; pass `next_cursor` as `cursor` for the next one.
-#[derive(Serialize, ToSchema)]
-pub struct ItemPage {
-    pub items: Vec<Item>,
-    pub next_cursor: Option<String>,
-}
-
-/// A page of users; pass `next_cursor` as `cursor` for the next one.
-#[derive(Serialize, ToSchema)]
-pub struct UserPage {
-    pub users: Vec<User>,
-    pub next_cursor: Option<String>,
-}
-
 /// How many objects of a batch were written.
 #[derive(Serialize, ToSchema)]
 pub struct Upserted {
@@ -1066,7 +1052,7 @@ pub struct CopyDraft {
     pub text: String,
     pub model: String,
     pub stored: bool,
-    pub usage: ChatUsage,
+    pub usage: marquee_core::ChatUsage,
 }
 
 // Recommendations and training
@@ -1307,100 +1293,6 @@ pub struct ModelObject {
     /// Speech models: the voices.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub voices: Option<Vec<String>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EmbeddingList {
-    #[schema(examples("list"))]
-    pub object: String,
-    pub data: Vec<Embedding>,
-    pub model: String,
-    pub usage: EmbeddingUsage,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Embedding {
-    #[schema(examples("embedding"))]
-    pub object: String,
-    pub index: u64,
-    pub embedding: EmbeddingVector,
-}
-
-/// Floats, or with `encoding_format: base64` the little-endian f32 bytes in base64.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum EmbeddingVector {
-    Float(Vec<f32>),
-    Base64(String),
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct EmbeddingUsage {
-    pub prompt_tokens: u64,
-    pub total_tokens: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChatUsage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-}
-
-/// A chat completion (`stream: false`).
-#[derive(Serialize, ToSchema)]
-pub struct ChatCompletion {
-    pub id: String,
-    #[schema(examples("chat.completion"))]
-    pub object: String,
-    pub created: u64,
-    pub model: String,
-    pub system_fingerprint: String,
-    pub choices: Vec<ChatChoice>,
-    pub usage: ChatUsage,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChatChoice {
-    pub index: u64,
-    pub message: AssistantMessage,
-    pub logprobs: Option<Value>,
-    /// `stop` or `length`.
-    pub finish_reason: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct AssistantMessage {
-    #[schema(examples("assistant"))]
-    pub role: String,
-    pub content: String,
-    pub refusal: Option<String>,
-}
-
-/// One server-sent event of a streamed completion (`stream: true`): `data: <chunk>` lines,
-/// ending with `data: [DONE]`. A failure mid-stream is sent as an error body before `[DONE]`.
-#[derive(Serialize, ToSchema)]
-pub struct ChatCompletionChunk {
-    pub id: String,
-    #[schema(examples("chat.completion.chunk"))]
-    pub object: String,
-    pub created: u64,
-    pub model: String,
-    pub system_fingerprint: String,
-    /// Empty in the last chunk when `stream_options.include_usage` is set.
-    pub choices: Vec<ChunkChoice>,
-    /// Only in that last chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<ChatUsage>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ChunkChoice {
-    pub index: u64,
-    /// `{"role": "assistant", "content": ""}` first, then `{"content": "…"}` pieces.
-    pub delta: Map<String, Value>,
-    pub logprobs: Option<Value>,
-    pub finish_reason: Option<String>,
 }
 
 /// The form of `POST /v1/audio/transcriptions` (OpenAI's fields).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use marquee_core::{FeedbackInput, Item, ItemInput, ItemPatch, User, UserInput};
+use marquee_core::{FeedbackInput, Item, ItemInput, ItemPatch, Page, User, UserInput};
 use marquee_platform::Capability;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -14,10 +14,11 @@ use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Auth, Batch};
 
+/// The query of a listing; the answer is a [`Page`].
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-pub struct Page {
+pub struct PageParams {
     /// The `next_cursor` of the previous page.
     #[serde(default)]
     cursor: Option<String>,
@@ -41,21 +42,21 @@ fn default_limit() -> usize {
     operation_id = "listItems",
     summary = "List items",
     description = "The catalogue in pages, by id.",
-    params(Page),
-    responses((status = 200, description = "A page of items", body = crate::openapi::ItemPage)),
+    params(PageParams),
+    responses((status = 200, description = "A page of items", body = marquee_core::ItemPage)),
     extensions(("x-required-scope" = json!("catalog:read"))),
 )]
 pub async fn list_items(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
-    ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<Item>>> {
     let tenant = caller.tenant_for(Capability::CatalogRead)?;
-    let (items, next) = state
+    let (items, next_cursor) = state
         .service
         .list_items(tenant, page.cursor.as_deref(), page.limit)
         .await?;
-    Ok(Json(json!({"items": items, "next_cursor": next})))
+    Ok(Json(Page { items, next_cursor }))
 }
 
 #[utoipa::path(
@@ -185,21 +186,21 @@ pub async fn delete_item(
     tag = "users",
     operation_id = "listUsers",
     summary = "List users",
-    params(Page),
-    responses((status = 200, description = "A page of users", body = crate::openapi::UserPage)),
+    params(PageParams),
+    responses((status = 200, description = "A page of users", body = marquee_core::UserPage)),
     extensions(("x-required-scope" = json!("users:read"))),
 )]
 pub async fn list_users(
     State(state): State<Arc<AppState>>,
     Auth(caller): Auth,
-    ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> ApiResult<Json<Page<User>>> {
     let tenant = caller.tenant_for(Capability::UsersRead)?;
-    let (users, next) = state
+    let (items, next_cursor) = state
         .service
         .list_users(tenant, page.cursor.as_deref(), page.limit)
         .await?;
-    Ok(Json(json!({"users": users, "next_cursor": next})))
+    Ok(Json(Page { items, next_cursor }))
 }
 
 #[utoipa::path(
