@@ -3,6 +3,10 @@
 //! Every figure here is a sum of ledger rows — the same rows whose costs were charged — so a
 //! report, an invoice and the individual requests always agree, whatever the prices were when
 //! each request ran.
+//!
+//! They are read only after every request already answered has reached the ledger
+//! ([`crate::metering::Meter::flush`]): while the ledger cannot be written they are refused
+//! (`ledger_unavailable`), rather than silently leave out requests that were served.
 
 use marquee_platform::{Money, Period, Units, month_range};
 use marquee_store::{UsageFilter, UsageGroupBy, UsageRow, UsageSummaryRow};
@@ -28,6 +32,16 @@ fn store_group(g: GroupBy) -> UsageGroupBy {
         GroupBy::Model => UsageGroupBy::Model,
         GroupBy::Route => UsageGroupBy::Route,
         GroupBy::Tenant => UsageGroupBy::Tenant,
+    }
+}
+
+/// Waits for every request already answered to be in the ledger; refused while it cannot be
+/// written, since what is read next would leave out requests that were served.
+async fn flushed(meter: &crate::metering::Meter) -> Result<(), ServiceError> {
+    if meter.flush().await {
+        Ok(())
+    } else {
+        Err(ServiceError::LedgerUnavailable)
     }
 }
 
@@ -136,9 +150,9 @@ impl crate::Service {
                 "`tenant` is for operator reports across tenants",
             ));
         }
-        self.meter.flush().await;
         let prices = self.meter.prices();
         let (from_ms, to_ms) = report_window(prices.period, from, to)?;
+        flushed(&self.meter).await?;
         let filter = UsageFilter {
             tenant_id,
             key_id: None,
@@ -199,7 +213,7 @@ impl crate::Service {
             from_ms,
             to_ms,
         };
-        self.meter.flush().await;
+        flushed(&self.meter).await?;
         let rows = self.store.usage_rows(&filter, after, limit).await?;
         Ok(rows.into_iter().map(|r| self.record(r)).collect())
     }
@@ -225,7 +239,7 @@ impl crate::Service {
     pub async fn invoice(&self, tenant_id: i64, month: &str) -> Result<Invoice, ServiceError> {
         let (from_ms, to_ms) =
             month_range(month).ok_or_else(|| ServiceError::invalid("month", "must be YYYY-MM"))?;
-        self.meter.flush().await;
+        flushed(&self.meter).await?;
         let filter = UsageFilter {
             tenant_id: Some(tenant_id),
             key_id: None,

@@ -1462,8 +1462,16 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
         );
         assert!(header(h, "retry-after").is_some(), "{h:?}");
     }
-    // Nothing reached the ledger yet; what was served is kept for the next write.
-    assert!(usage_records(&server, &owner).await.is_empty());
+    // Nothing reached the ledger yet; what was served is kept for the next write, and the
+    // records are refused rather than listed without it.
+    let (s, body) = server.get("/v1/usage/records", Some(&owner)).await;
+    assert_error(
+        s,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ledger_unavailable",
+    );
+
 
     server.allow_usage_writes(conn).await;
 
@@ -1507,6 +1515,92 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
     let (_, report) = server.get("/v1/usage", Some(&owner)).await;
     assert_eq!(report["total"]["requests"], 10, "{report}");
     assert_eq!(report["total"]["cost"], "0.01", "{report}");
+}
+
+/// Reports, records and invoices are read once every request already answered is in the
+/// ledger: while it cannot be written they are refused, rather than answered without requests
+/// that were served (and owed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reports_and_invoices_are_refused_while_served_requests_cannot_be_recorded() {
+    let server = TestServer::start().await;
+    price_recommendations(&server, "1").await;
+    let owner = server.tenant_with_key("unrecorded", "secret").await;
+    server.seed_films(&owner).await;
+    let (s, b) = server.get("/v1/recommend/ann", Some(&owner)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, report) = server.get("/v1/usage", Some(&owner)).await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["total"]["requests"], 1, "{report}");
+
+    let conn = server.refuse_usage_writes().await;
+    // Served before any write failed (written behind): owed to a ledger that refuses it.
+    let (s, b) = server.get("/v1/recommend/ann", Some(&owner)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let month = this_month();
+    let reads = [
+        "/v1/usage".to_string(),
+        "/v1/usage?group_by=route".to_string(),
+        "/v1/usage?format=csv".to_string(),
+        "/v1/usage/records".to_string(),
+        "/v1/usage/records?format=csv".to_string(),
+        format!("/v1/invoices/{month}"),
+        format!("/v1/invoices/{month}?format=csv"),
+    ];
+    for path in &reads {
+        let (s, h, text) = server
+            .send(Method::GET, path, Some(&owner), None, &[])
+            .await;
+        let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: {text}"));
+        assert_error(
+            s,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(header(&h, "retry-after").is_some(), "{path}: {h:?}");
+    }
+    // The operator's reports too.
+    let (s, body) = server
+        .get("/v1/usage?group_by=tenant", Some(ADMIN_KEY))
+        .await;
+    assert_error(
+        s,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ledger_unavailable",
+    );
+
+    // Once the ledger takes writes again, every one answers, the request served during the
+    // failure included.
+    server.allow_usage_writes(conn).await;
+    let started = Instant::now();
+    let report = loop {
+        let (s, report) = server.get("/v1/usage", Some(&owner)).await;
+        if s == StatusCode::OK {
+            break report;
+        }
+        assert_error(
+            s,
+            &report,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "still refused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(report["total"]["requests"], 2, "{report}");
+    assert_eq!(report["total"]["cost"], "0.002", "{report}");
+    for path in &reads {
+        let (s, _, text) = server
+            .send(Method::GET, path, Some(&owner), None, &[])
+            .await;
+        assert_eq!(s, StatusCode::OK, "{path}: {text}");
+    }
+    assert_eq!(usage_records(&server, &owner).await.len(), 2);
+    let (_, invoice) = server
+        .get(&format!("/v1/invoices/{month}"), Some(&owner))
+        .await;
+    assert_eq!(invoice["requests"], 2, "{invoice}");
 }
 
 // ---------------------------------------------------------------------------------------------
