@@ -83,6 +83,10 @@ use validate::{validate_element_id, validate_id};
 /// Largest batch the server accepts in one request (its default `max_batch`).
 pub const DEFAULT_BATCH_SIZE: usize = 10_000;
 
+/// Most bytes of JSON per batch request by default: under the server's default body limit
+/// (10 MiB, beyond which it answers 413), with room to spare.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// Largest page the listing routes return.
 pub const MAX_PAGE_SIZE: usize = 1000;
 
@@ -111,6 +115,7 @@ pub struct ClientBuilder {
     initial_backoff: Duration,
     max_backoff: Duration,
     batch_size: usize,
+    max_batch_bytes: usize,
     user_agent: Option<String>,
 }
 
@@ -140,6 +145,7 @@ impl Default for ClientBuilder {
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(8),
             batch_size: DEFAULT_BATCH_SIZE,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             user_agent: None,
         }
     }
@@ -200,6 +206,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Most bytes of JSON per request of the batch uploads (default 8 MiB, under the server's
+    /// 10 MiB body limit): a chunk is also cut before it would grow past this, and one element
+    /// larger than this alone is refused before anything is sent.
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.max_batch_bytes = n;
+        self
+    }
+
     pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
         self.user_agent = Some(ua.into());
         self
@@ -247,6 +261,9 @@ impl ClientBuilder {
         if self.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
+        if self.max_batch_bytes < 2 {
+            return Err(Error::invalid("max_batch_bytes", "must be at least 2"));
+        }
         if self.timeout.is_zero() {
             return Err(Error::invalid("timeout", "must be positive"));
         }
@@ -272,6 +289,7 @@ impl ClientBuilder {
                 initial_backoff: self.initial_backoff,
                 max_backoff: self.max_backoff,
                 batch_size: self.batch_size,
+                max_batch_bytes: self.max_batch_bytes,
             }),
         })
     }
@@ -293,6 +311,7 @@ struct Inner {
     initial_backoff: Duration,
     max_backoff: Duration,
     batch_size: usize,
+    max_batch_bytes: usize,
 }
 
 impl fmt::Debug for Client {
@@ -1157,8 +1176,10 @@ impl Client {
         what: &str,
         count_field: &str,
     ) -> Result<usize> {
+        let ranges = batch_ranges(elements, self.inner.batch_size, self.inner.max_batch_bytes)?;
         let mut total = 0;
-        for (n, chunk) in elements.chunks(self.inner.batch_size).enumerate() {
+        for (start, end) in ranges {
+            let chunk = &elements[start..end];
             let url = self.url(segments, &[]);
             let answer: Result<Value> = self
                 .json(Method::POST, url, what, Some(chunk), Retry::Idempotent)
@@ -1177,7 +1198,7 @@ impl Client {
                 Err(e) => {
                     return Err(Error::Batch {
                         accepted: total,
-                        chunk_start: n * self.inner.batch_size,
+                        chunk_start: start,
                         source: Box::new(e),
                     });
                 }
@@ -1185,6 +1206,41 @@ impl Client {
         }
         Ok(total)
     }
+}
+
+/// Cuts `elements` into consecutive `(start, end)` ranges of at most `max_count` elements whose
+/// JSON array is at most `max_bytes` long; an element too large to go alone is refused.
+fn batch_ranges<T: Serialize>(
+    elements: &[T],
+    max_count: usize,
+    max_bytes: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 2); // `[` and `]`
+    for (i, e) in elements.iter().enumerate() {
+        let size = serde_json::to_vec(e)
+            .map_err(|err| Error::invalid("elements", format!("element {i}: {err}")))?
+            .len();
+        if size + 2 > max_bytes {
+            return Err(Error::invalid(
+                "elements",
+                format!(
+                    "element {i} is {size} bytes of JSON, more than one request may carry \
+                     ({max_bytes} bytes)"
+                ),
+            ));
+        }
+        let comma = usize::from(i > start);
+        if i > start && (i - start == max_count || bytes + comma + size > max_bytes) {
+            ranges.push((start, i));
+            (start, bytes) = (i, 2);
+        }
+        bytes += usize::from(i > start) + size;
+    }
+    if start < elements.len() {
+        ranges.push((start, elements.len()));
+    }
+    Ok(ranges)
 }
 
 fn check_limit(limit: usize) -> Result<()> {
@@ -1389,6 +1445,30 @@ fn api_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -> E
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_are_cut_by_count_and_by_bytes() {
+        let ids: Vec<String> = (0..10).map(|i| format!("item-{i}")).collect();
+        // `"item-0"` is 8 bytes: an array of n is 2 + 8n + (n - 1) bytes.
+        assert_eq!(
+            batch_ranges(&ids, 4, 1 << 20).unwrap(),
+            [(0, 4), (4, 8), (8, 10)]
+        );
+        // 28 bytes hold three (2 + 24 + 2 = 28), not four.
+        assert_eq!(
+            batch_ranges(&ids, 100, 28).unwrap(),
+            [(0, 3), (3, 6), (6, 9), (9, 10)]
+        );
+        assert_eq!(batch_ranges(&ids, 100, 27).unwrap().len(), 5);
+        // Every chunk as sent fits.
+        for (a, b) in batch_ranges(&ids, 100, 27).unwrap() {
+            assert!(serde_json::to_vec(&ids[a..b]).unwrap().len() <= 27);
+        }
+        let big = vec!["x".repeat(100)];
+        let err = batch_ranges(&big, 10, 50).unwrap_err();
+        assert!(err.to_string().contains("element 0"), "{err}");
+        assert!(batch_ranges::<String>(&[], 10, 50).unwrap().is_empty());
+    }
 
     #[test]
     fn debug_never_shows_the_key() {
