@@ -274,27 +274,22 @@ fn the_master_key_rotates_without_downtime_and_a_wrong_key_is_refused() {
     // A tenant whose user data an earlier run wrote, and which the server below does not touch
     // before the rotation.
     let globex = tenant_key("globex");
-    let earlier = Server::start(
-        &[
-            "--data-dir",
-            data,
-            "--master-key-file",
-            old.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let on_old_key = || {
+        Server::start(
+            &[
+                "--data-dir",
+                data,
+                "--master-key-file",
+                old.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    let earlier = on_old_key();
     put_user(&earlier.base, &globex, "g1");
     drop(earlier);
 
-    let server = Server::start(
-        &[
-            "--data-dir",
-            data,
-            "--master-key-file",
-            old.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let server = on_old_key();
     put_user(&server.base, key, "u1");
     let db = std::fs::read(Path::new(data).join("marquee.db")).unwrap();
     assert!(

@@ -132,6 +132,29 @@ fn strings_in(value: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
+/// Asks for a recommendation every 100 ms until one is served (the ledger takes writes again),
+/// at most 5 s; each refusal meanwhile must be 503 `ledger_unavailable`.
+async fn until_served_again(server: &TestServer, key: &str) {
+    let started = Instant::now();
+    loop {
+        let (s, body) = server.get("/v1/recommend/ann", Some(key)).await;
+        if s == StatusCode::OK {
+            return;
+        }
+        assert_error(
+            s,
+            &body,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still refused after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The ledger rows of the current period, as `/v1/usage/records` lists them.
 async fn usage_records(server: &TestServer, key: &str) -> Vec<Value> {
     let (s, b) = server.get("/v1/usage/records?limit=10000", Some(key)).await;
@@ -1509,25 +1532,8 @@ async fn requests_are_refused_while_usage_cannot_be_recorded() {
     server.allow_usage_writes(conn).await;
 
     // Served again within a few seconds (the refusal backs off for a moment, then retries).
-    let started = Instant::now();
-    loop {
-        let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
-        if s == StatusCode::OK {
-            served += 1;
-            break;
-        }
-        assert_error(
-            s,
-            &body,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ledger_unavailable",
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "still refused after 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_served_again(&server, &key).await;
+    served += 1;
     // The budget counts the requests served during the failure: exactly ten in all, and the
     // ledger has a row for each, none lost, none twice.
     for _ in 0..15 {
@@ -2586,23 +2592,8 @@ async fn with_rows_committed_before_the_answer_every_request_is_refused_while_th
     assert_eq!(usage_records(&server, &owner).await.len(), 5);
 
     // Served again within a few seconds; the refused requests used none of the budget.
-    let started = Instant::now();
-    let mut served = 5;
-    loop {
-        let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
-        if s == StatusCode::OK {
-            served += 1;
-            break;
-        }
-        assert_error(
-            s,
-            &body,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ledger_unavailable",
-        );
-        assert!(started.elapsed() < Duration::from_secs(5), "still refused");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_served_again(&server, &key).await;
+    let mut served = 6;
     let answers = burst(&server, &key, "/v1/recommend/ann", 200).await;
     served += answers
         .iter()
@@ -2659,22 +2650,8 @@ async fn requests_are_refused_while_a_ledger_write_is_stuck_and_served_once_it_e
     sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
     lock.close().await.unwrap();
 
-    let started = Instant::now();
-    loop {
-        let (s, body) = server.get("/v1/recommend/ann", Some(&key)).await;
-        if s == StatusCode::OK {
-            served += 1;
-            break;
-        }
-        assert_error(
-            s,
-            &body,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ledger_unavailable",
-        );
-        assert!(started.elapsed() < Duration::from_secs(5), "still refused");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_served_again(&server, &key).await;
+    served += 1;
     // Nothing served was lost.
     let rows = usage_records(&server, &owner).await;
     assert_eq!(rows.len(), served);
