@@ -66,6 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok((seconds, eval::evaluate(&model, &split, 10).ndcg))
     };
     let (ease_s, ease_ndcg) = timed(&AlgorithmConfig::ease(lambda))?;
+    // The fit alone, by the route `train()` takes (no popularity vector or similar-items index),
+    // and by the direct (n×n) route whatever the shape, for reference.
+    let (ease_fit_s, _) = median_time(repeats, || bench_internals::ease_fit(&split.train, lambda))?;
     let (ease_direct_s, _) = median_time(repeats, || {
         bench_internals::ease_direct(&split.train, lambda)
     })?;
@@ -97,6 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "ease_lambda": lambda,
             "ease_route": if bench_internals::ease_uses_woodbury(&split.train) { "woodbury" } else { "direct" },
             "ease_train_s": ease_s,
+            "ease_fit_s": ease_fit_s,
             "ease_direct_fit_s": ease_direct_s,
             "ease_ndcg": ease_ndcg,
             "ials_config": ials,

@@ -1,14 +1,31 @@
 //! EASE: the closed-form item-item linear autoencoder (Steck, WWW 2019).
 //!
-//! Two exact routes to `P = (XᵀX + λI)⁻¹`, picked by an operation count:
+//! Two exact routes to `B`, picked by a cost model ([`prefers_woodbury`]):
 //!
-//! * **Woodbury (users-side)**, when there are fewer users than items (common: Last.fm 2K has
-//!   1.9k users and 15k items): `P = (I − Xᵀ(XXᵀ + λI)⁻¹X)/λ`. Only a u×u matrix is inverted
-//!   (f64), then `Z = MX` (u × n, sparse-dense) and `XᵀZ` row by row (sparse-dense); the
-//!   `1/λ` cancels in `B`, whose entry is `B[i,j] = (XᵀMX)[i,j] / (1 − q_j)` with
-//!   `q_j = x_jᵀ M x_j` accumulated in f64 (the subtraction `1 − q_j` is where precision is lost).
-//!   Cost ≈ 2u³ + nnz·(u + n) instead of n³: 3.5 s instead of 35 s at Last.fm's 15k items.
+//! * **Woodbury (users-side)**, for fewer users than items unless interactions are too many
+//!   (ML-100K's 943 × 1656, ml-latest-small, Last.fm 2K): `P = (I − Xᵀ(XXᵀ + λI)⁻¹X)/λ`. Only
+//!   the u×u matrix `K = XXᵀ + λI` is inverted (`M = K⁻¹`, faer's Cholesky and inverse, u³
+//!   flops), then `Z = MX` (u × n) costs u·nnz multiply-adds, X being sparse, and `XᵀZ` nnz·n;
+//!   the `1/λ` cancels in `B`, whose entry is `B[i,j] = (XᵀMX)[i,j] / (1 − q_j)` with
+//!   `q_j = x_jᵀ M x_j` summed in f64 (the subtraction `1 − q_j` is where precision is lost).
+//!   At ML-100K that is 0.6 G multiply-adds instead of the direct route's n³/2 = 2.3 G.
+//!   Both passes are register-blocked (32–64 accumulators) over tiles of `M` and `Z` laid out
+//!   contiguously to stay in cache, and compiled a second time for AVX2 + FMA (as `kernels`).
+//!   `M`'s entries are ~1/λ and cancel in `MX`, so `M` is computed and applied in f64 unless `K`
+//!   is well conditioned ([`single_precision_suffices`]: ML-100K for λ ≥ 23), where f32 is more
+//!   exact than the direct route (0.3–0.6 times its error); `Z` and `B` are f32. With `M` in f64 the route is 4–16
+//!   times more exact than the direct one (`examples/ease_routes.rs accuracy`).
+//!   ML-100K on 2 cores: 0.06–0.08 s, vs 0.08–0.15 s by the direct route; Last.fm: 1.1–5 s
+//!   (first-touching the 945 MB `B` dominates and varies), vs ~35 s.
 //! * **Direct (items-side)**, otherwise (below).
+//!
+//! A dense variant of the Woodbury route was measured and dropped: `X` as a dense u × n matrix,
+//! `K = LLᵀ`, `W = L⁻¹X` (faer's triangular solve), `S = WᵀW = XᵀMX` (one triangle, faer's
+//! triangular product), `B[i,j] = S[i,j]/(1 − q_j)`. It costs u³/6 + u²n/2 + n²u/2 = 2.2 G
+//! multiply-adds at ML-100K, no fewer than the direct route, and ran no faster (0.13–0.19 s vs
+//! 0.12–0.19 s for the direct route in the same runs, with `K`'s Cholesky in f32 or f64 and
+//! each step parallel or sequential, at load 3.5–5 on 2 cores): its solve and `WᵀW` reached
+//! only 30–45 GFlop/s. The sparse passes above avoid the n²u product altogether.
 //!
 //! `G = XᵀX + λI` is built sparsely (rayon over rows of G, one triangle, Σ_u n_u²/2 work);
 //! `P = G⁻¹` via a Cholesky factorisation `G = LLᵀ` (G is symmetric positive definite for λ > 0,
@@ -48,7 +65,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::interactions::ItemMajor;
-use crate::{Error, Interactions};
+use crate::{Error, Interactions, kernels};
 
 /// EASE's hyper-parameters (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -61,7 +78,6 @@ pub(crate) struct EaseParams {
 }
 
 impl EaseParams {
-    #[cfg(test)]
     pub fn plain(lambda: f32) -> Self {
         EaseParams {
             lambda,
@@ -114,12 +130,24 @@ fn normalised(data: &Interactions, p: EaseParams) -> (Interactions, Vec<f32>) {
 
 /// Returns `B` row-major (n×n), zero diagonal.
 pub(crate) fn fit(data: &Interactions, p: EaseParams) -> Result<Vec<f32>, Error> {
+    fit_by(data, p, prefers_woodbury(data))
+}
+
+/// [`fit`] by the route given (`woodbury`: users-side), whatever the shape of the data.
+fn fit_by(data: &Interactions, p: EaseParams, woodbury: bool) -> Result<Vec<f32>, Error> {
+    let plain = |data: &Interactions, lambda: f32| {
+        if woodbury {
+            fit_woodbury(data, lambda, p.free_diagonal, None)
+        } else {
+            fit_direct(data, lambda, p.free_diagonal)
+        }
+    };
     if p.is_plain() {
-        return fit_plain(data, p.lambda, p.free_diagonal);
+        return plain(data, p.lambda);
     }
     let n = data.n_items();
     let (scaled, root) = normalised(data, p);
-    let mut b = fit_plain(&scaled, 1.0, p.free_diagonal)?;
+    let mut b = plain(&scaled, 1.0)?;
     b.par_chunks_mut(n.max(1)).zip(&root).for_each(|(row, ri)| {
         let inv = 1.0 / ri;
         for (x, rj) in row.iter_mut().zip(&root) {
@@ -129,61 +157,125 @@ pub(crate) fn fit(data: &Interactions, p: EaseParams) -> Result<Vec<f32>, Error>
     Ok(b)
 }
 
-/// Plain EASE by the cheaper route.
-fn fit_plain(data: &Interactions, lambda: f32, free_diagonal: bool) -> Result<Vec<f32>, Error> {
-    if prefers_woodbury(data) {
-        fit_woodbury(data, lambda, free_diagonal)
-    } else {
-        fit_direct(data, lambda, free_diagonal)
-    }
-}
+/// Seconds per n³ of the direct route (faer's blocked f32 Cholesky, triangular inverse and
+/// product) on 2 cores.
+const DIRECT_S_PER_N3: f64 = 1.2e-11;
 
-/// Whether the Woodbury route is expected to be faster. Calibrated on 2 cores (release):
-/// the direct route runs at about 1.2e-11 s per n³ (faer's blocked f32 Cholesky + inverse), the
-/// Woodbury route's u³ part at twice that (f64), but its `XᵀZ` pass reads a u × n matrix once per
-/// interaction and is memory-bound at about 3e-9 s per nnz·n — 250 times the cost of a
-/// blocked flop. Measured: ML-100K (943 × 1.7k) direct 0.08 s vs Woodbury 0.18 s;
-/// ml-latest-small (609 × 5.7k) 2.4 s vs 0.64 s; Last.fm (1.9k × 15k) 35 s vs 3.5 s.
+/// Whether the Woodbury route is expected to be faster: a cost model in seconds on 2 cores
+/// (release). The direct route costs 1.2e-11 s per n³ plus 4e-9 s per n² (two n×n buffers,
+/// first touched: page faults and the kernel's zeroing). The Woodbury route costs 4e-11 s per
+/// u³ (the inverse, sequential f64; f32 is faster, but the choice must hold for any λ), 1.2e-10 s
+/// per u·nnz (the `Z = MX` pass, f64), 8e-11 s per nnz·n (the `XᵀZ` pass) and 2e-9 s per n²
+/// (`B`). The sparse builds of `K` and `G` (Σ_i n_i² vs Σ_u n_u² scattered adds, ~0.01 s at
+/// ML-100K) are alike and left out. Measured with `examples/ease_routes.rs` (direct vs
+/// Woodbury, λ 100, load ~4): ML-100K (943 × 1656) 0.15 s vs 0.06 s; its first 1000 / 1200
+/// items 0.040 / 0.036 s vs 0.054 / 0.042 s (direct chosen); transposed 0.03 s vs 0.13 s;
+/// ml-latest-small (609 × 5.7k) 2.6 s vs 0.08 s; Last.fm's first 4000 items (1.9k users) 1.6 s
+/// vs 0.30 s.
 pub(crate) fn prefers_woodbury(data: &Interactions) -> bool {
-    let (u, n) = (data.n_users() as f64, data.n_items() as f64);
-    let woodbury_cost = 2.0 * u * u * u + 250.0 * data.nnz() as f64 * n;
-    data.n_users() > 0 && woodbury_cost < n * n * n
+    let (u, n, nnz) = (
+        data.n_users() as f64,
+        data.n_items() as f64,
+        data.nnz() as f64,
+    );
+    let woodbury = 4e-11 * u * u * u + 1.2e-10 * u * nnz + 8e-11 * nnz * n + 2e-9 * n * n;
+    let direct = DIRECT_S_PER_N3 * n * n * n + 4e-9 * n * n;
+    data.n_users() > 0 && woodbury < direct
 }
 
-/// Inverts a symmetric positive definite n×n matrix given column-major (lower triangle read),
-/// returning the full symmetric inverse column-major.
-fn spd_inverse_f64(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, Error> {
-    let par = Par::rayon(0);
-    let mut buf = MemBuffer::new(
-        factor::cholesky_in_place_scratch::<f64>(n, par, Default::default())
-            .or(inverse::inverse_scratch::<f64>(n, par)),
-    );
-    factor::cholesky_in_place(
-        MatMut::from_column_major_slice_mut(&mut a, n, n),
-        LltRegularization::default(),
-        par,
-        MemStack::new(&mut buf),
-        Default::default(),
-    )
-    .map_err(|e| Error::Numerical(format!("ease: Cholesky factorisation failed: {e:?}")))?;
-    let mut out = vec![0f64; n * n];
-    inverse::inverse(
-        MatMut::from_column_major_slice_mut(&mut out, n, n),
-        MatRef::from_column_major_slice(&a, n, n),
-        par,
-        MemStack::new(&mut buf),
-    );
-    for c in 0..n {
-        for r in 0..c {
-            out[c * n + r] = out[r * n + c];
+/// Defines `$name(a, n, par)`: the inverse of a symmetric positive definite n×n matrix `a`
+/// given column-major (lower triangle read), returned in full, column-major.
+macro_rules! spd_inverse {
+    ($name:ident, $t:ty) => {
+        fn $name(mut a: Vec<$t>, n: usize, par: Par) -> Result<Vec<$t>, Error> {
+            let mut buf = MemBuffer::new(
+                factor::cholesky_in_place_scratch::<$t>(n, par, Default::default())
+                    .or(inverse::inverse_scratch::<$t>(n, par)),
+            );
+            factor::cholesky_in_place(
+                MatMut::from_column_major_slice_mut(&mut a, n, n),
+                LltRegularization::default(),
+                par,
+                MemStack::new(&mut buf),
+                Default::default(),
+            )
+            .map_err(|e| Error::Numerical(format!("ease: Cholesky factorisation failed: {e:?}")))?;
+            let mut out = zeroed_matrix::<$t>(n * n);
+            inverse::inverse(
+                MatMut::from_column_major_slice_mut(&mut out, n, n),
+                MatRef::from_column_major_slice(&a, n, n),
+                par,
+                MemStack::new(&mut buf),
+            );
+            symmetrize_from_lower(&mut out, n);
+            Ok(out)
+        }
+    };
+}
+spd_inverse!(spd_inverse_f32, f32);
+spd_inverse!(spd_inverse_f64, f64);
+
+/// `K = XXᵀ + λI` (u×u, f64), built sparsely, one triangle (the factorisation reads the lower
+/// one, column-major): column `u` holds `K[v, u]` for `v ≥ u`, a suffix of each item's
+/// ascending user list.
+fn users_side_gram(data: &Interactions, by_item: &ItemMajor, lambda: f32) -> Vec<f64> {
+    let nu = data.n_users();
+    let mut k = zeroed_matrix::<f64>(nu * nu);
+    k.par_chunks_mut(nu.max(1))
+        .enumerate()
+        .for_each(|(u, col)| {
+            for (&i, &wi) in data
+                .user_items(u as u32)
+                .iter()
+                .zip(data.user_weights(u as u32))
+            {
+                let (users, weights) = (by_item.users(i as usize), by_item.weights(i as usize));
+                let from = users.partition_point(|&v| (v as usize) < u);
+                let wi = wi as f64;
+                for (&v, &wv) in users[from..].iter().zip(&weights[from..]) {
+                    col[v as usize] += wi * wv as f64;
+                }
+            }
+            col[u] += lambda as f64;
+        });
+    k
+}
+
+/// `K`'s condition number below which the Woodbury route inverts it in f32 (see
+/// [`single_precision_suffices`]).
+const MAX_F32_CONDITION: f64 = 2000.0;
+
+/// Whether `M = K⁻¹` may be computed and applied in f32: whether the Gershgorin bound on the
+/// condition number of `K = XXᵀ + λI`, `1 + max_u Σ_v |K_uv| / λ` (the row sums bounded by
+/// `Σ_i |x_ui| Σ_v |x_vi|`, O(nnz)), is at most [`MAX_F32_CONDITION`]. `M`'s entries are ~1/λ
+/// and cancel in `Z = MX`, so the error of an f32 `M` grows with the condition number: against
+/// `B` in f64 on ML-100K (bound 92 at λ 500, 1,830 at λ 25, 9,150 at λ 5) it was 0.3 times
+/// the direct route's error at λ 50 and 500, 0.6 times at λ 25, 1.4 times at λ 5 and 2.5 times
+/// at λ 1, while with `M` in f64 it is 4–16 times below the direct route's error
+/// (`examples/ease_routes.rs accuracy`). Where the bound allows f32 the fit is ~1.5 times
+/// faster (ML-100K: 0.072 s vs 0.108 s, medians of 25 alternating runs at load ~4).
+fn single_precision_suffices(data: &Interactions, lambda: f32) -> bool {
+    let mut col_sums = vec![0f64; data.n_items()];
+    for u in 0..data.n_users() as u32 {
+        for (&i, &w) in data.user_items(u).iter().zip(data.user_weights(u)) {
+            col_sums[i as usize] += w.abs() as f64;
         }
     }
-    Ok(out)
+    let row_sum = (0..data.n_users() as u32)
+        .map(|u| {
+            data.user_items(u)
+                .iter()
+                .zip(data.user_weights(u))
+                .map(|(&i, &w)| w.abs() as f64 * col_sums[i as usize])
+                .sum::<f64>()
+        })
+        .fold(0f64, f64::max);
+    1.0 + row_sum / lambda as f64 <= MAX_F32_CONDITION
 }
 
 /// The users-side inverse `M = (XXᵀ + λI)⁻¹` (u×u, f64, symmetric) and the column scale
 /// `1 / (1 − q_j)`, `q_j = x_jᵀ M x_j` (all ones with a free diagonal: `−λP` off the diagonal
-/// is `XᵀMX` itself), shared by the Woodbury fit and [`woodbury_user_scores`].
+/// is `XᵀMX` itself), for [`woodbury_user_scores`].
 fn woodbury_core(
     data: &Interactions,
     by_item: &ItemMajor,
@@ -191,26 +283,7 @@ fn woodbury_core(
     free_diagonal: bool,
 ) -> Result<(Vec<f64>, Vec<f32>), Error> {
     let (nu, n) = (data.n_users(), data.n_items());
-    // K = XXᵀ + λI (u×u, symmetric so row-major == column-major), f64.
-    let mut k = vec![0f64; nu * nu];
-    k.par_chunks_mut(nu).enumerate().for_each(|(u, row)| {
-        for (&i, &wi) in data
-            .user_items(u as u32)
-            .iter()
-            .zip(data.user_weights(u as u32))
-        {
-            let wi = wi as f64;
-            for (&v, &wv) in by_item
-                .users(i as usize)
-                .iter()
-                .zip(by_item.weights(i as usize))
-            {
-                row[v as usize] += wi * wv as f64;
-            }
-        }
-        row[u] += lambda as f64;
-    });
-    let m = spd_inverse_f64(k, nu)?;
+    let m = spd_inverse_f64(users_side_gram(data, by_item, lambda), nu, INVERSE_PAR)?;
     // q_j = x_jᵀ M x_j, exactly in f64.
     let q: Vec<f64> = (0..n)
         .into_par_iter()
@@ -229,13 +302,17 @@ fn woodbury_core(
             s
         })
         .collect();
+    Ok((m, woodbury_scale(&q, free_diagonal)?))
+}
+
+/// The column scale of `B` from `q_j = x_jᵀ M x_j`: `1 / (1 − q_j)`, or 1 with a free diagonal.
+fn woodbury_scale(q: &[f64], free_diagonal: bool) -> Result<Vec<f32>, Error> {
     if let Some(j) = q.iter().position(|q| !(q.is_finite() && *q < 1.0)) {
         return Err(Error::Numerical(format!(
             "ease: non-positive diagonal of the inverse at item {j}"
         )));
     }
-    let scale = q
-        .iter()
+    Ok(q.iter()
         .map(|q| {
             if free_diagonal {
                 1.0
@@ -243,8 +320,7 @@ fn woodbury_core(
                 (1.0 / (1.0 - q)) as f32
             }
         })
-        .collect();
-    Ok((m, scale))
+        .collect())
 }
 
 /// EASE scores of training users, without forming `B` (for validation): user `u`'s score row
@@ -307,12 +383,38 @@ fn woodbury_user_scores_plain(
     Ok(out)
 }
 
-/// The Woodbury route (see the module docs).
+/// Items per tile of the `XᵀZ` pass: 64 f32 accumulators (eight AVX2 registers); `Z` is laid
+/// out by such tiles.
+const S_COLS: usize = 64;
+/// Rows of `B` per task of the `XᵀZ` pass.
+const S_ROWS: usize = 64;
+/// Bytes of `Z` per sweep of the `XᵀZ` pass over the rows of `B` (a share of a 32 MB L3 shared
+/// with other tenants): ML-100K's 6.3 MB in two sweeps, Last.fm's 118 MB in 30.
+const S_GROUP_BYTES: usize = 4 << 20;
+
+/// The Woodbury route (see the module docs); `single`: `M` in f32 (`None`: where
+/// [`single_precision_suffices`]).
 pub(crate) fn fit_woodbury(
     data: &Interactions,
     lambda: f32,
     free_diagonal: bool,
+    single: Option<bool>,
 ) -> Result<Vec<f32>, Error> {
+    let single = single.unwrap_or_else(|| single_precision_suffices(data, lambda));
+    fit_woodbury_with(data, lambda, free_diagonal, single, kernels::has_avx2_fma())
+}
+
+/// [`fit_woodbury`] with `M` in f32 (`single`) or f64, and with the AVX2 + FMA kernels (`fast`,
+/// only where the CPU has them) or the baseline ones.
+fn fit_woodbury_with(
+    data: &Interactions,
+    lambda: f32,
+    free_diagonal: bool,
+    single: bool,
+    fast: bool,
+) -> Result<Vec<f32>, Error> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = fast;
     let (nu, n) = (data.n_users(), data.n_items());
     if n == 0 {
         return Ok(Vec::new());
@@ -322,43 +424,278 @@ pub(crate) fn fit_woodbury(
         n_items: n,
         max: 0,
     })?;
+    if nu == 0 {
+        return Ok(zeroed_matrix::<f32>(len));
+    }
     let by_item = data.by_item();
-    let (m, scale) = woodbury_core(data, &by_item, lambda, free_diagonal)?;
-    // Z = M X, u × n row-major f32 (accumulated in f64).
-    let mut z = vec![0f32; nu * n];
-    z.par_chunks_mut(n).enumerate().for_each_init(
-        || vec![0f64; n],
-        |acc, (u, zrow)| {
-            let mrow = &m[u * nu..(u + 1) * nu];
-            for (v, &muv) in mrow.iter().enumerate() {
-                for (&j, &w) in data
-                    .user_items(v as u32)
-                    .iter()
-                    .zip(data.user_weights(v as u32))
-                {
-                    acc[j as usize] += muv * w as f64;
+    let k = users_side_gram(data, &by_item, lambda);
+    let (z, nu_pad, q) = if single {
+        let m = spd_inverse_f32(k.iter().map(|&x| x as f32).collect(), nu, INVERSE_PAR)?;
+        // 64 f32 accumulators: eight AVX2 registers, as the f64 case's 32.
+        z_pass::<f32, 64>(&m, nu, n, &by_item, fast)
+    } else {
+        let m = spd_inverse_f64(k, nu, INVERSE_PAR)?;
+        z_pass::<f64, 32>(&m, nu, n, &by_item, fast)
+    };
+    let scale = woodbury_scale(&q, free_diagonal)?;
+    // B = XᵀZ · diag(scale), by groups of tiles of S_COLS columns (a group is read from memory
+    // once, then from cache by every row), the rows in parallel.
+    let tile_len = nu_pad * S_COLS;
+    let group = (S_GROUP_BYTES / (4 * tile_len)).max(1);
+    let mut b = zeroed_matrix::<f32>(len);
+    for (g, z_group) in z.as_ref().chunks(group * tile_len).enumerate() {
+        b.par_chunks_mut(S_ROWS * n)
+            .enumerate()
+            .for_each(|(t, block)| {
+                let rows = S_ROWS * t..S_ROWS * t + block.len() / n;
+                for (c, z_tile) in z_group.chunks_exact(tile_len).enumerate() {
+                    let c0 = (g * group + c) * S_COLS;
+                    let cols = c0..(c0 + S_COLS).min(n);
+                    #[cfg(target_arch = "x86_64")]
+                    if fast {
+                        // SAFETY: `fast` is only true when the CPU has AVX2 and FMA.
+                        unsafe { s_tile_avx2(z_tile, &by_item, &scale, rows.clone(), cols, block) };
+                        continue;
+                    }
+                    s_tile::<false>(z_tile, &by_item, &scale, rows.clone(), cols, block);
                 }
-            }
-            for (o, a) in zrow.iter_mut().zip(acc.iter_mut()) {
-                *o = std::mem::take(a) as f32;
-            }
-        },
-    );
-    drop(m);
-    let mut b = zeroed_matrix(len);
-    b.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-        for (&u, &w) in by_item.users(i).iter().zip(by_item.weights(i)) {
-            let zrow = &z[u as usize * n..(u as usize + 1) * n];
-            for (o, &zv) in row.iter_mut().zip(zrow) {
-                *o += w * zv;
-            }
-        }
-        for (x, s) in row.iter_mut().zip(&scale) {
-            *x *= s;
-        }
-        row[i] = 0.0;
-    });
+            });
+    }
     Ok(b)
+}
+
+/// How faer inverts the users-side matrix. Sequential: at ML-100K's 943 users, on 2 cores
+/// shared with other tenants, faer's parallel kernels wait at barriers for a preempted thread
+/// (whole fit with `M` in f64: 0.089 s with a sequential inverse vs 0.102 s in parallel, in f32
+/// 0.070 s vs 0.072 s, medians of 25 alternating runs at load ~4); in a quiet moment the
+/// parallel inverse was faster by 3 ms (f32) to 12 ms (f64).
+const INVERSE_PAR: Par = Par::Seq;
+
+/// The element type of `M` in the Z pass, and of its accumulators.
+trait Elem: Copy + Default + Send + Sync {
+    fn of(w: f32) -> Self;
+    /// `self · a + b`, fused where `FUSED`.
+    fn mul_add_<const FUSED: bool>(self, a: Self, b: Self) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl Elem for f32 {
+    #[inline(always)]
+    fn of(w: f32) -> Self {
+        w
+    }
+    #[inline(always)]
+    fn mul_add_<const FUSED: bool>(self, a: Self, b: Self) -> Self {
+        if FUSED {
+            self.mul_add(a, b)
+        } else {
+            self * a + b
+        }
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Elem for f64 {
+    #[inline(always)]
+    fn of(w: f32) -> Self {
+        w as f64
+    }
+    #[inline(always)]
+    fn mul_add_<const FUSED: bool>(self, a: Self, b: Self) -> Self {
+        if FUSED {
+            self.mul_add(a, b)
+        } else {
+            self * a + b
+        }
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// `Z = MX` (u × n, f32) from the full symmetric `M` (u×u, row-major), laid out by tiles of
+/// S_COLS items, each tile contiguous (`nu_pad × S_COLS`, zero past u or n: how the `XᵀZ` pass
+/// reads it), with `nu_pad` (u rounded up to R) and `q_j = x_jᵀ M x_j`. Task `t` takes users
+/// `tR..tR + R`: `M`'s columns for them are packed into one contiguous tile (u × R, 240 KB at
+/// ML-100K, which stays in L2 while the task reads its rows at random).
+fn z_pass<T: Elem, const R: usize>(
+    m: &[T],
+    nu: usize,
+    n: usize,
+    by_item: &ItemMajor,
+    fast: bool,
+) -> (AlignedBuf<f32>, usize, Vec<f64>) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = fast;
+    let tiles = nu.div_ceil(R);
+    let nu_pad = tiles * R;
+    let mut m_tiles = AlignedBuf::<T>::zeroed(nu_pad * nu);
+    m_tiles
+        .as_mut()
+        .par_chunks_mut(R * nu)
+        .enumerate()
+        .for_each(|(t, tile)| {
+            let (r0, width) = (t * R, R.min(nu - t * R));
+            for (v, row) in tile.chunks_exact_mut(R).enumerate() {
+                row[..width].copy_from_slice(&m[v * nu + r0..v * nu + r0 + width]);
+            }
+        });
+    let mut z = AlignedBuf::<f32>::zeroed(n.div_ceil(S_COLS) * nu_pad * S_COLS);
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..tiles).map(|_| Vec::new()).collect();
+    for tile in z.as_mut().chunks_mut(nu_pad * S_COLS) {
+        for (t, piece) in tile.chunks_mut(R * S_COLS).enumerate() {
+            pieces[t].push(piece);
+        }
+    }
+    let m_tiles = m_tiles.as_ref();
+    let q_parts: Vec<Vec<f64>> = pieces
+        .into_par_iter()
+        .enumerate()
+        .map(|(t, mut pieces)| {
+            let tile = &m_tiles[t * R * nu..(t + 1) * R * nu];
+            let mut q = vec![0f64; n];
+            #[cfg(target_arch = "x86_64")]
+            if fast {
+                // SAFETY: `fast` is only true when the CPU has AVX2 and FMA.
+                unsafe { z_tile_avx2::<T, R>(tile, by_item, t * R, &mut pieces, &mut q) };
+                return q;
+            }
+            z_tile::<T, R, false>(tile, by_item, t * R, &mut pieces, &mut q);
+            q
+        })
+        .collect();
+    let mut q = vec![0f64; n];
+    for part in &q_parts {
+        for (a, b) in q.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    (z, nu_pad, q)
+}
+
+/// One task of the Z pass: for users `r0..r0 + R` (`m_tile[v·R + k] = M[v, r0 + k]`) and every
+/// item `j`, `Z[r0 + k, j] = Σ_v x_vj M[v, r0 + k]`, accumulated in registers and stored as f32
+/// into `pieces[j / S_COLS]` (row `k`, column `j % S_COLS`); and this task's share of
+/// `q_j = Σ_v x_vj Z[v, j]` (the users `v` of item `j` among its own), before rounding.
+#[inline(always)]
+fn z_tile<T: Elem, const R: usize, const FUSED: bool>(
+    m_tile: &[T],
+    by_item: &ItemMajor,
+    r0: usize,
+    pieces: &mut [&mut [f32]],
+    q: &mut [f64],
+) {
+    for (j, qj) in q.iter_mut().enumerate() {
+        let (users, weights) = (by_item.users(j), by_item.weights(j));
+        let mut acc = [T::default(); R];
+        for (&v, &w) in users.iter().zip(weights) {
+            let w = T::of(w);
+            let row: &[T; R] = m_tile[v as usize * R..(v as usize + 1) * R]
+                .try_into()
+                .expect("a tile row");
+            for k in 0..R {
+                acc[k] = w.mul_add_::<FUSED>(row[k], acc[k]);
+            }
+        }
+        let (piece, col) = (&mut pieces[j / S_COLS], j % S_COLS);
+        for (k, &a) in acc.iter().enumerate() {
+            piece[k * S_COLS + col] = a.to_f64() as f32;
+        }
+        let from = users.partition_point(|&v| (v as usize) < r0);
+        *qj = users[from..]
+            .iter()
+            .zip(&weights[from..])
+            .take_while(|(v, _)| (**v as usize) < r0 + R)
+            .map(|(&v, &w)| w as f64 * acc[v as usize - r0].to_f64())
+            .sum();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn z_tile_avx2<T: Elem, const R: usize>(
+    m_tile: &[T],
+    by_item: &ItemMajor,
+    r0: usize,
+    pieces: &mut [&mut [f32]],
+    q: &mut [f64],
+) {
+    z_tile::<T, R, true>(m_tile, by_item, r0, pieces, q)
+}
+
+/// Columns `cols` (one tile of S_COLS or fewer) of rows `rows` of `B` (`block`, row-major):
+/// `B[i, j] = (XᵀZ)[i, j] · scale_j`, zero on the diagonal; each row sums its users' segments
+/// of the tile of `Z` (`z_tile[u·S_COLS + k] = Z[u, cols.start + k]`) in registers.
+#[inline(always)]
+fn s_tile<const FUSED: bool>(
+    z_tile: &[f32],
+    by_item: &ItemMajor,
+    scale: &[f32],
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    block: &mut [f32],
+) {
+    let n = scale.len();
+    let scale = &scale[cols.clone()];
+    for (i, row) in rows.zip(block.chunks_exact_mut(n)) {
+        let mut acc = [0f32; S_COLS];
+        for (&u, &w) in by_item.users(i).iter().zip(by_item.weights(i)) {
+            let seg: &[f32; S_COLS] = z_tile[u as usize * S_COLS..(u as usize + 1) * S_COLS]
+                .try_into()
+                .expect("a tile row");
+            for k in 0..S_COLS {
+                acc[k] = w.mul_add_::<FUSED>(seg[k], acc[k]);
+            }
+        }
+        for ((o, a), s) in row[cols.clone()].iter_mut().zip(acc).zip(scale) {
+            *o = a * s;
+        }
+        if cols.contains(&i) {
+            row[i] = 0.0;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn s_tile_avx2(
+    z_tile: &[f32],
+    by_item: &ItemMajor,
+    scale: &[f32],
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    block: &mut [f32],
+) {
+    s_tile::<true>(z_tile, by_item, scale, rows, cols, block)
+}
+
+/// A zeroed buffer whose visible part starts on a 64-byte boundary, so that the kernels'
+/// register-wide segments never straddle cache lines.
+struct AlignedBuf<T> {
+    buf: Vec<T>,
+    offset: usize,
+    len: usize,
+}
+
+impl<T: Copy + Default> AlignedBuf<T> {
+    fn zeroed(len: usize) -> Self {
+        let size = std::mem::size_of::<T>();
+        let buf = zeroed_matrix::<T>(len + 64 / size);
+        let offset = (64 - buf.as_ptr() as usize % 64) % 64 / size;
+        AlignedBuf { buf, offset, len }
+    }
+
+    fn as_ref(&self) -> &[T] {
+        &self.buf[self.offset..self.offset + self.len]
+    }
+
+    fn as_mut(&mut self) -> &mut [T] {
+        &mut self.buf[self.offset..self.offset + self.len]
+    }
 }
 
 /// The direct route: Cholesky of the n×n Gram matrix (see the module docs).
@@ -378,7 +715,7 @@ pub(crate) fn fit_direct(
         max: 0,
     })?;
     // Gram matrix: symmetric, so row i is column i.
-    let mut g = zeroed_matrix(len);
+    let mut g = zeroed_matrix::<f32>(len);
     // Only the triangle the factorisation reads (column-major lower: entries j >= i of row i),
     // which halves the work: a user's items are sorted, so it is a suffix of each list.
     g.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
@@ -409,7 +746,7 @@ pub(crate) fn fit_direct(
         )
         .map_err(|e| Error::Numerical(format!("ease: Cholesky factorisation failed: {e:?}")))?;
     }
-    let mut linv = zeroed_matrix(len);
+    let mut linv = zeroed_matrix::<f32>(len);
     invert_lower_triangular(
         MatMut::from_column_major_slice_mut(&mut linv, n, n),
         MatRef::from_column_major_slice(&g, n, n),
@@ -458,13 +795,13 @@ pub(crate) fn fit_direct(
 /// transparent huge pages are set to `madvise` or `always`) to back it with 2 MB pages: an 11 MB
 /// matrix is then a handful of page faults instead of ~2,700, and faer's blocked kernels, whose
 /// columns lie 4n bytes apart, miss the TLB less.
-fn zeroed_matrix(len: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = Vec::with_capacity(len);
+fn zeroed_matrix<T: Copy + Default>(len: usize) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;
         let start = v.as_mut_ptr() as usize;
-        let end = start + len * std::mem::size_of::<f32>();
+        let end = start + len * std::mem::size_of::<T>();
         let (from, to) = ((start + PAGE - 1) & !(PAGE - 1), end & !(PAGE - 1));
         if to > from && to - from >= 4 << 20 {
             // SAFETY: [from, to) is page-aligned and inside the allocation just made; the advice
@@ -474,13 +811,13 @@ fn zeroed_matrix(len: usize) -> Vec<f32> {
             }
         }
     }
-    v.resize(len, 0.0);
+    v.resize(len, T::default());
     v
 }
 
 /// Copies the lower triangle of a column-major n×n matrix onto its upper triangle, tile by tile
 /// so both the reads and the writes stay in cache.
-fn symmetrize_from_lower(p: &mut [f32], n: usize) {
+fn symmetrize_from_lower<T: Copy>(p: &mut [T], n: usize) {
     const T: usize = 64;
     for cb in (0..n).step_by(T) {
         for rb in (0..=cb).step_by(T) {
@@ -512,18 +849,56 @@ mod tests {
     #[test]
     fn woodbury_equals_direct() {
         for free in [false, true] {
-            for (nu, ni) in [(30, 200), (200, 30), (1, 5)] {
+            // Partial and whole tiles of users (32) and items (64), no users, one user.
+            for (nu, ni) in [(30, 200), (200, 30), (1, 5), (64, 125), (97, 300), (0, 4)] {
                 let d = random(nu, ni, 8, nu as u64);
                 let a = fit_direct(&d, 3.0, free).unwrap();
-                let b = fit_woodbury(&d, 3.0, free).unwrap();
                 let max = a.iter().fold(0f32, |m, x| m.max(x.abs()));
-                let err = a
-                    .iter()
-                    .zip(&b)
-                    .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-                assert!(err <= 1e-4 * max.max(1e-3), "{nu}×{ni}: {err} vs max {max}");
+                // `M` in f32 and f64; both kernel builds (AVX2 + FMA where the CPU has it, and
+                // the baseline one).
+                for (single, fast) in [
+                    (true, kernels::has_avx2_fma()),
+                    (false, kernels::has_avx2_fma()),
+                    (true, false),
+                    (false, false),
+                ] {
+                    let b = fit_woodbury_with(&d, 3.0, free, single, fast).unwrap();
+                    assert_eq!(a.len(), b.len());
+                    let err = a
+                        .iter()
+                        .zip(&b)
+                        .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                    assert!(err <= 1e-4 * max.max(1e-3), "{nu}×{ni}: {err} vs max {max}");
+                }
             }
         }
+    }
+
+    /// Against `B` in f64 the Woodbury route with `M` in f64 is at least as exact as the direct
+    /// route (all f32), down to a small λ where `M`'s entries are ~1/λ and cancel in `MX`; with
+    /// `M` in f32 where [`single_precision_suffices`] allows, so is the route `fit` takes.
+    #[test]
+    fn woodbury_is_as_exact_as_direct() {
+        let d = random(60, 150, 12, 3);
+        for lambda in [300.0, 3.0, 0.3, 0.003] {
+            let p = EaseParams::plain(lambda);
+            let want = normalised_by_definition(&d, p);
+            let max = want.iter().fold(0f64, |m, x| m.max(x.abs()));
+            let n = d.n_items();
+            let err = |b: Vec<f32>| max_off_diagonal_err(&b, &want, n);
+            let direct = err(fit_direct(&d, lambda, false).unwrap());
+            let f64_ = err(fit_woodbury(&d, lambda, false, Some(false)).unwrap());
+            let chosen = err(fit_woodbury(&d, lambda, false, None).unwrap());
+            let floor = 1e-6 * max;
+            assert!(f64_ <= direct.max(floor), "λ {lambda}: {f64_} vs {direct}");
+            assert!(
+                chosen <= direct.max(floor),
+                "λ {lambda}: {chosen} vs {direct}"
+            );
+        }
+        // The bound is 1 + g/λ, with g (a bound on XXᵀ's row sums) between 6 and 600 here.
+        assert!(single_precision_suffices(&d, 0.3));
+        assert!(!single_precision_suffices(&d, 0.003));
     }
 
     /// `Σ_i x_ui B[i, ·]`: user `u`'s scores from a row-major `B`.
@@ -541,7 +916,7 @@ mod tests {
     #[test]
     fn woodbury_user_scores_match_b_off_the_history() {
         let d = random(40, 150, 8, 5);
-        let b = fit_woodbury(&d, 3.0, false).unwrap();
+        let b = fit_woodbury(&d, 3.0, false, None).unwrap();
         let n = d.n_items();
         let users = [0u32, 7, 39];
         let s = woodbury_user_scores(&d, EaseParams::plain(3.0), &users).unwrap();
@@ -636,7 +1011,6 @@ mod tests {
             .into_iter()
             .flat_map(|f| [(f, (30, 120)), (f, (150, 25))])
         {
-            // Both shapes; the two routes agree on any weighted data (`woodbury_equals_direct`).
             let p = EaseParams {
                 lambda: 2.0,
                 dropout: 0.4,
@@ -644,14 +1018,20 @@ mod tests {
                 free_diagonal,
             };
             let d = random(nu, ni, 8, 11 + nu as u64);
-            let got = fit(&d, p).unwrap();
             let want = normalised_by_definition(&d, p);
             let max = want.iter().fold(0f64, |m, x| m.max(x.abs()));
-            let err = max_off_diagonal_err(&got, &want, d.n_items());
-            assert!(
-                err <= 1e-4 * max,
-                "{nu}×{ni} free {free_diagonal}: {err} vs max {max}"
-            );
+            // Both shapes, both routes, and the one `fit` picks.
+            for got in [
+                fit(&d, p).unwrap(),
+                fit_by(&d, p, false).unwrap(),
+                fit_by(&d, p, true).unwrap(),
+            ] {
+                let err = max_off_diagonal_err(&got, &want, d.n_items());
+                assert!(
+                    err <= 1e-4 * max,
+                    "{nu}×{ni} free {free_diagonal}: {err} vs max {max}"
+                );
+            }
             // And it is not plain EASE at the same λ.
             let plain = fit(&d, EaseParams::plain(2.0)).unwrap();
             let diff = plain

@@ -113,6 +113,23 @@ pub mod bench_internals {
         crate::ease::fit_direct(data, lambda, false)
     }
 
+    /// EASE's weights through the users-side (Woodbury) route, whatever the shape of the data,
+    /// with its u×u inverse in f32 (`Some(true)`), f64 (`Some(false)`) or as [`crate::train`]
+    /// picks (`None`).
+    pub fn ease_woodbury(
+        data: &Interactions,
+        lambda: f32,
+        single: Option<bool>,
+    ) -> Result<Vec<f32>, Error> {
+        crate::ease::fit_woodbury(data, lambda, false, single)
+    }
+
+    /// EASE's weights by the route [`crate::train`] takes (the fit alone: no popularity vector
+    /// or similar-items index).
+    pub fn ease_fit(data: &Interactions, lambda: f32) -> Result<Vec<f32>, Error> {
+        crate::ease::fit(data, crate::ease::EaseParams::plain(lambda))
+    }
+
     /// Whether [`crate::train`] takes the Woodbury (users-side) route for EASE on `data`.
     pub fn ease_uses_woodbury(data: &Interactions) -> bool {
         crate::ease::prefers_woodbury(data)
