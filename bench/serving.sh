@@ -2,7 +2,9 @@
 # Serving and ingestion under load, side by side with the server's own floor (issue 8).
 #   bench/serving.sh [recommend] [ingest]        (default: both; needs wrk and ../shared/data)
 # Environment: DURATION (s per recommend run, default 15), INGEST_DURATION (default 60),
-# CONNECTIONS (default 16), THREADS (wrk threads, default 1), MARQUEE_SHARED_DATA.
+# CONNECTIONS (default 16), THREADS (wrk threads, default 1), MARQUEE_SHARED_DATA,
+# LEDGER_COMMIT_BEFORE_ANSWER=1 (each billable answer waits for its usage row's commit; see the
+# README's Metering: the default writes rows behind the answer).
 #
 # Builds the release binary, imports ML-100K and ml-latest-small into a fresh data directory,
 # trains both tenants, creates a secret key per tenant (so every recommend call is
@@ -52,7 +54,12 @@ tail -n +2 "$DATA/ml-latest-small/ratings.csv" | cut -d, -f2 | sort -un >"$WORK/
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
-"$B" serve --no-models --listen "127.0.0.1:$PORT" --log-format json >"$WORK/server.log" 2>&1 &
+CONFIG_ARGS=()
+if [ -n "${LEDGER_COMMIT_BEFORE_ANSWER:-}" ]; then
+    printf '[service]\nledger_commit_before_answer = true\n' >"$WORK/marquee.toml"
+    CONFIG_ARGS=(--config "$WORK/marquee.toml")
+fi
+"$B" serve "${CONFIG_ARGS[@]}" --no-models --listen "127.0.0.1:$PORT" --log-format json >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 until curl -sf "$URL/readyz" >/dev/null; do
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
