@@ -283,7 +283,7 @@ fn woodbury_core(
     free_diagonal: bool,
 ) -> Result<(Vec<f64>, Vec<f32>), Error> {
     let (nu, n) = (data.n_users(), data.n_items());
-    let m = spd_inverse_f64(users_side_gram(data, by_item, lambda), nu, INVERSE_PAR)?;
+    let m = spd_inverse_f64(users_side_gram(data, by_item, lambda), nu, inverse_par())?;
     // q_j = x_jᵀ M x_j, exactly in f64.
     let q: Vec<f64> = (0..n)
         .into_par_iter()
@@ -430,11 +430,11 @@ fn fit_woodbury_with(
     let by_item = data.by_item();
     let k = users_side_gram(data, &by_item, lambda);
     let (z, nu_pad, q) = if single {
-        let m = spd_inverse_f32(k.iter().map(|&x| x as f32).collect(), nu, INVERSE_PAR)?;
+        let m = spd_inverse_f32(k.iter().map(|&x| x as f32).collect(), nu, inverse_par())?;
         // 64 f32 accumulators: eight AVX2 registers, as the f64 case's 32.
         z_pass::<f32, 64>(&m, nu, n, &by_item, fast)
     } else {
-        let m = spd_inverse_f64(k, nu, INVERSE_PAR)?;
+        let m = spd_inverse_f64(k, nu, inverse_par())?;
         z_pass::<f64, 32>(&m, nu, n, &by_item, fast)
     };
     let scale = woodbury_scale(&q, free_diagonal)?;
@@ -464,12 +464,14 @@ fn fit_woodbury_with(
     Ok(b)
 }
 
-/// How faer inverts the users-side matrix. Sequential: at ML-100K's 943 users, on 2 cores
-/// shared with other tenants, faer's parallel kernels wait at barriers for a preempted thread
-/// (whole fit with `M` in f64: 0.089 s with a sequential inverse vs 0.102 s in parallel, in f32
-/// 0.070 s vs 0.072 s, medians of 25 alternating runs at load ~4); in a quiet moment the
-/// parallel inverse was faster by 3 ms (f32) to 12 ms (f64).
-const INVERSE_PAR: Par = Par::Seq;
+/// How faer inverts the users-side matrix: in parallel. At ML-100K's 943 users on 2 cores the
+/// whole fit took 0.0645 / 0.0651 s with a parallel inverse vs 0.0675 / 0.0715 s with a
+/// sequential one (two sets of 31 alternating runs, `M` in f32, idle machine); at load ~4 the
+/// sequential one was as fast with `M` in f32 (0.070 s vs 0.072 s) and faster in f64 (0.089 s vs
+/// 0.102 s: faer's parallel kernels wait at barriers for a preempted thread).
+fn inverse_par() -> Par {
+    Par::rayon(0)
+}
 
 /// The element type of `M` in the Z pass, and of its accumulators.
 trait Elem: Copy + Default + Send + Sync {
