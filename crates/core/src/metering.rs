@@ -228,12 +228,16 @@ impl Meter {
     /// before the answer, nothing is owed after a failure, so after [`FAILURE_BACKOFF_MS`] the
     /// next request is let through as the retry (its answer waits for its own commit).
     fn ledger_failing(&self) -> bool {
-        let now = marquee_store::now_ms();
         let failed = self.last_failure.load(Ordering::Acquire);
+        let started = self.write_started.load(Ordering::Acquire);
+        if failed == 0 && started == 0 {
+            // The usual case, on every billable request: no clock read.
+            return false;
+        }
+        let now = marquee_store::now_ms();
         if failed != 0 && (!self.commit_before_answer || now - failed < FAILURE_BACKOFF_MS) {
             return true;
         }
-        let started = self.write_started.load(Ordering::Acquire);
         started != 0 && now - started > STALL_MS
     }
 
