@@ -35,7 +35,11 @@ pub enum AlgorithmConfig {
     /// penalty (item `i` is penalised in proportion to its popularity), and `user_norm` `β >= 0`
     /// weighs each user's row by `n_u^−β` in the Gram matrix (heavy users count less).
     /// `free_diagonal` (false, and left out, by default) drops the zero-diagonal constraint:
-    /// `B = I − PΛ` (Steck's DLAE) instead of `I − P/diag(P)`. See `ease.rs`.
+    /// `B = I − PΛ` (Steck's DLAE) instead of `I − P/diag(P)`.
+    /// `session_seconds` `τ > 0` and `session_weight` `m ∈ (0, 1]` (both 0, and left out, by
+    /// default) weigh each co-occurrence of two items in one user's history by
+    /// `1 − m + m·e^(−|t_i − t_j|/τ)`: items engaged minutes apart (one session) count fully,
+    /// items engaged months apart `1 − m`. Always the direct route. See `ease.rs`.
     Ease {
         lambda: f32,
         #[serde(default, skip_serializing_if = "is_zero")]
@@ -44,6 +48,10 @@ pub enum AlgorithmConfig {
         user_norm: f32,
         #[serde(default, skip_serializing_if = "is_false")]
         free_diagonal: bool,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        session_seconds: f32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        session_weight: f32,
     },
     /// Implicit ALS (Hu, Koren, Volinsky 2008): confidence `1 + alpha * max(w, 0)` on observed
     /// items, preference 1 on observed, 0 elsewhere; L2 `regularization`; conjugate-gradient
@@ -96,6 +104,8 @@ impl AlgorithmConfig {
             dropout: 0.0,
             user_norm: 0.0,
             free_diagonal: false,
+            session_seconds: 0.0,
+            session_weight: 0.0,
         }
     }
 
@@ -168,6 +178,8 @@ impl AlgorithmConfig {
                 lambda,
                 dropout,
                 user_norm,
+                session_seconds,
+                session_weight,
                 ..
             } => {
                 if !(lambda.is_finite() && lambda > 0.0) {
@@ -179,6 +191,18 @@ impl AlgorithmConfig {
                 if !(0.0..=2.0).contains(&user_norm) {
                     return bad(format!(
                         "ease: user_norm must be in [0, 2], got {user_norm}"
+                    ));
+                }
+                if !(0.0..=1.0).contains(&session_weight) {
+                    return bad(format!(
+                        "ease: session_weight must be in [0, 1], got {session_weight}"
+                    ));
+                }
+                if !(session_seconds.is_finite() && session_seconds >= 0.0)
+                    || (session_weight > 0.0 && session_seconds == 0.0)
+                {
+                    return bad(format!(
+                        "ease: session_seconds must be finite, and > 0 with a session_weight, got {session_seconds}"
                     ));
                 }
             }

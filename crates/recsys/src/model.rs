@@ -385,6 +385,8 @@ fn fit_scorer(
             dropout,
             user_norm,
             free_diagonal,
+            session_seconds,
+            session_weight,
         } => Scorer::Ease(ease::fit(
             data,
             ease::EaseParams {
@@ -392,6 +394,8 @@ fn fit_scorer(
                 dropout,
                 user_norm,
                 free_diagonal,
+                session_seconds,
+                session_weight,
             },
         )?),
         &AlgorithmConfig::Ials {

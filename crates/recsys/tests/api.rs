@@ -22,12 +22,24 @@ fn all_configs() -> Vec<AlgorithmConfig> {
             dropout: 0.5,
             user_norm: 0.25,
             free_diagonal: false,
+            session_seconds: 0.0,
+            session_weight: 0.0,
         },
         AlgorithmConfig::Ease {
             lambda: 5.0,
             dropout: 0.5,
             user_norm: 0.0,
             free_diagonal: true,
+            session_seconds: 0.0,
+            session_weight: 0.0,
+        },
+        AlgorithmConfig::Ease {
+            lambda: 5.0,
+            dropout: 0.0,
+            user_norm: 0.25,
+            free_diagonal: false,
+            session_seconds: 600.0,
+            session_weight: 0.6,
         },
         AlgorithmConfig::Ials {
             factors: 8,
@@ -336,12 +348,32 @@ fn invalid_configs_and_size_limits_are_errors() {
             dropout: 1.0,
             user_norm: 0.0,
             free_diagonal: false,
+            session_seconds: 0.0,
+            session_weight: 0.0,
         },
         AlgorithmConfig::Ease {
             lambda: 1.0,
             dropout: 0.0,
             user_norm: -0.5,
             free_diagonal: false,
+            session_seconds: 0.0,
+            session_weight: 0.0,
+        },
+        AlgorithmConfig::Ease {
+            lambda: 1.0,
+            dropout: 0.0,
+            user_norm: 0.0,
+            free_diagonal: false,
+            session_seconds: 60.0,
+            session_weight: 1.5,
+        },
+        AlgorithmConfig::Ease {
+            lambda: 1.0,
+            dropout: 0.0,
+            user_norm: 0.0,
+            free_diagonal: false,
+            session_seconds: 0.0,
+            session_weight: 0.5,
         },
         AlgorithmConfig::ItemKnn {
             neighbors: 0,
@@ -394,6 +426,8 @@ fn config_json_shape() {
             dropout: 0.5,
             user_norm: 0.25,
             free_diagonal: false,
+            session_seconds: 0.0,
+            session_weight: 0.0,
         }
     );
     let dlae: AlgorithmConfig =
@@ -401,6 +435,14 @@ fn config_json_shape() {
     assert_eq!(
         serde_json::to_string(&dlae).unwrap(),
         r#"{"algorithm":"ease","lambda":100.0,"free_diagonal":true}"#
+    );
+    let session: AlgorithmConfig = serde_json::from_str(
+        r#"{"algorithm":"ease","lambda":100,"session_seconds":120,"session_weight":0.5}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_string(&session).unwrap(),
+        r#"{"algorithm":"ease","lambda":100.0,"session_seconds":120.0,"session_weight":0.5}"#
     );
     for c in all_configs() {
         let s = serde_json::to_string(&c).unwrap();

@@ -1068,12 +1068,16 @@ pub enum AlgorithmConfig {
     /// EASE (Steck 2019); `lambda > 0`. Optional (0 when absent): `dropout` in [0, 0.99), a
     /// penalty in proportion to item popularity; `user_norm` in [0, 2], heavy users weighed
     /// down by `n_u^-user_norm`; `free_diagonal` (false when absent) drops the zero-diagonal
-    /// constraint (`B = I - P·Λ`, Steck's DLAE).
+    /// constraint (`B = I - P·Λ`, Steck's DLAE); `session_seconds` > 0 with `session_weight`
+    /// in (0, 1] weigh two items' co-occurrence in one history by
+    /// `1 - m + m·exp(-|t_i - t_j| / session_seconds)` (items engaged in one session count more).
     Ease {
         lambda: f32,
         dropout: Option<f32>,
         user_norm: Option<f32>,
         free_diagonal: Option<bool>,
+        session_seconds: Option<f32>,
+        session_weight: Option<f32>,
     },
     /// Implicit ALS (Hu, Koren, Volinsky 2008).
     Ials {
