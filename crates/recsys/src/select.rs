@@ -19,7 +19,9 @@
 //!   (when its final fit fits in memory and time, see [`ease_fits`]) with λ searched on a log
 //!   scale: ¼, 1 and 4 times the data-driven centre of [`AlgorithmConfig::default_for`], then
 //!   factor-2 steps around the best and the vertex of a parabola through them, then normalised
-//!   EASE (popularity-proportional penalty, user weighting) around that λ; iALS by a
+//!   EASE (popularity-proportional penalty, user weighting) around that λ, then session-weighted
+//!   EASE from the plain λ when timestamps vary within histories and its direct-route fits fit a
+//!   12 s budget ([`Search::search_ease_session`]); iALS by a
 //!   pattern search over (regularisation, α) from (50, 10): α in factor-2 steps, then the
 //!   regularisation, then α in factor-√2 steps; 64 factors and 8 iterations (the winner is
 //!   returned with 15); then 128 factors at the best point when the data is small. A candidate
