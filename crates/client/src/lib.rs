@@ -76,7 +76,11 @@ use serde_json::{Map, Value};
 
 pub use error::{Error, Result};
 pub use marquee_types::*;
-pub use request::{CategoryMatch, RecommendRequest, UsageQuery};
+pub use request::{
+    AudioFormat, CategoryMatch, DEFAULT_SPEECH_MODEL, DEFAULT_TRANSCRIPTION_MODEL, DEFAULT_VOICE,
+    ImageRequest, MAX_SPEECH_CHARS, RecommendRequest, SpeechRequest, TranscriptFormat,
+    TranscriptionRequest, UsageQuery,
+};
 
 use validate::{validate_element_id, validate_id};
 
@@ -372,6 +376,8 @@ struct Call {
     method: Method,
     url: Url,
     body: Option<Vec<u8>>,
+    /// The body's media type: JSON unless set.
+    content_type: Option<String>,
     retry: Retry,
 }
 
@@ -890,6 +896,7 @@ impl Client {
             method: Method::POST,
             url: self.url(&["v1", "chat", "completions"], &[]),
             body: Some(serde_json::to_vec(&body).map_err(|e| decode_error(what, e))?),
+            content_type: None,
             retry: Retry::Never,
         };
         let response = self.execute(&call, false).await?;
@@ -939,6 +946,121 @@ impl Client {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Voice and vision
+
+    /// `POST /v1/audio/speech`: the request's text spoken, as the bytes of a WAV file (or raw
+    /// 16-bit PCM at the model's rate). Retried like a read: synthesis stores nothing.
+    pub async fn speech(&self, request: &SpeechRequest) -> Result<Vec<u8>> {
+        let body = request.body()?;
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["v1", "audio", "speech"], &[]),
+            body: Some(serde_json::to_vec(&body).map_err(|e| decode_error("speech", e))?),
+            content_type: None,
+            retry: Retry::Idempotent,
+        };
+        self.bytes(&call).await
+    }
+
+    /// `POST /v1/audio/transcriptions`: the text of a recording (a WAV file's bytes).
+    pub async fn transcribe(
+        &self,
+        audio: &[u8],
+        options: &TranscriptionRequest,
+    ) -> Result<Transcription> {
+        self.transcription_json(audio, options, "json").await
+    }
+
+    /// [`Client::transcribe`] with the timed segments (`verbose_json`).
+    pub async fn transcribe_verbose(
+        &self,
+        audio: &[u8],
+        options: &TranscriptionRequest,
+    ) -> Result<VerboseTranscription> {
+        self.transcription_json(audio, options, "verbose_json")
+            .await
+    }
+
+    async fn transcription_json<T: DeserializeOwned>(
+        &self,
+        audio: &[u8],
+        options: &TranscriptionRequest,
+        response_format: &str,
+    ) -> Result<T> {
+        let call = self.transcription_call(audio, options, response_format)?;
+        let bytes = self.bytes(&call).await?;
+        serde_json::from_slice(&bytes).map_err(|e| decode_error("POST /v1/audio/transcriptions", e))
+    }
+
+    /// [`Client::transcribe`] as plain text or subtitles (SRT, WebVTT).
+    pub async fn transcribe_text(
+        &self,
+        audio: &[u8],
+        format: TranscriptFormat,
+        options: &TranscriptionRequest,
+    ) -> Result<String> {
+        let call = self.transcription_call(audio, options, format.as_str())?;
+        let bytes = self.bytes(&call).await?;
+        String::from_utf8(bytes).map_err(|e| Error::Decode {
+            what: "POST /v1/audio/transcriptions".into(),
+            message: e.to_string(),
+        })
+    }
+
+    fn transcription_call(
+        &self,
+        audio: &[u8],
+        options: &TranscriptionRequest,
+        response_format: &str,
+    ) -> Result<Call> {
+        if audio.is_empty() {
+            return Err(Error::invalid("audio", "must not be empty"));
+        }
+        let fields = options.fields(response_format)?;
+        let (content_type, body) = multipart(&fields, ("audio.wav", "audio/wav", audio));
+        Ok(Call {
+            method: Method::POST,
+            url: self.url(&["v1", "audio", "transcriptions"], &[]),
+            body: Some(body),
+            content_type: Some(content_type),
+            retry: Retry::Idempotent,
+        })
+    }
+
+    /// `POST /v1/images/classify`: the most likely ImageNet labels of a PNG, JPEG or WebP
+    /// image (its bytes), most likely first.
+    pub async fn classify_image(
+        &self,
+        image: &[u8],
+        options: &ImageRequest,
+    ) -> Result<ImageClassification> {
+        if image.is_empty() {
+            return Err(Error::invalid("image", "must not be empty"));
+        }
+        let fields = options.fields()?;
+        let (content_type, body) = multipart(&fields, ("image", "application/octet-stream", image));
+        let call = Call {
+            method: Method::POST,
+            url: self.url(&["v1", "images", "classify"], &[]),
+            body: Some(body),
+            content_type: Some(content_type),
+            retry: Retry::Idempotent,
+        };
+        let bytes = self.bytes(&call).await?;
+        serde_json::from_slice(&bytes).map_err(|e| decode_error("POST /v1/images/classify", e))
+    }
+
+    /// Sends `call` and reads the whole answer.
+    async fn bytes(&self, call: &Call) -> Result<Vec<u8>> {
+        let response = self.execute(call, true).await?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport_error(e, self.inner.timeout))?;
+        Ok(bytes.to_vec())
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Transport
 
     /// `base` + the path segments (each percent-encoded: an id may hold `/` or `?`) + query.
@@ -975,6 +1097,7 @@ impl Client {
             method,
             url,
             body,
+            content_type: None,
             retry,
         };
         let response = self.execute(&call, true).await?;
@@ -990,6 +1113,7 @@ impl Client {
             method,
             url,
             body: None,
+            content_type: None,
             retry,
         };
         self.execute(&call, true).await.map(drop)
@@ -1030,8 +1154,9 @@ impl Client {
             req = req.header(AUTHORIZATION, key.0.clone());
         }
         if let Some(body) = &call.body {
+            let content_type = call.content_type.as_deref().unwrap_or("application/json");
             req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body.clone());
         }
         let send = req.send();
@@ -1308,6 +1433,38 @@ async fn collect<T>(stream: impl Stream<Item = Result<T>>) -> Result<Vec<T>> {
         out.push(x?);
     }
     Ok(out)
+}
+
+/// A `multipart/form-data` body of text `fields` and one file `(filename, media type, bytes)`
+/// under the name `file`, and its `Content-Type` (with the boundary). Built whole, so that a
+/// retry sends the same bytes; the boundary is drawn until it occurs in no part.
+fn multipart(fields: &[(&str, String)], file: (&str, &str, &[u8])) -> (String, Vec<u8>) {
+    let (filename, media_type, data) = file;
+    let boundary = loop {
+        let b = format!("marquee-{:032x}", rand::random::<u128>());
+        let inside = |hay: &[u8]| hay.windows(b.len()).any(|w| w == b.as_bytes());
+        if !inside(data) && !fields.iter().any(|(_, v)| inside(v.as_bytes())) {
+            break b;
+        }
+    };
+    let mut body = Vec::with_capacity(data.len() + 256 * (fields.len() + 1));
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {media_type}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 fn decode_error(what: &str, e: serde_json::Error) -> Error {

@@ -1,4 +1,5 @@
-//! Options of the calls that take more than an id: recommend lists, usage reports.
+//! Options of the calls that take more than an id: recommend lists, usage reports, speech,
+//! transcription and image classification.
 //!
 //! The server's own types (items, users, feedback, recommendations, profiles, pages, usage
 //! reports, the model answers) come from `marquee-types` and are re-exported by the crate; the
@@ -278,4 +279,259 @@ impl UsageQuery {
         }
         q
     }
+}
+
+/// The speech model [`SpeechRequest::new`] asks for (the one `marquee models pull` fetches).
+pub const DEFAULT_SPEECH_MODEL: &str = "hibari";
+/// The voice [`SpeechRequest::new`] asks for.
+pub const DEFAULT_VOICE: &str = "heart";
+/// The transcription model [`TranscriptionRequest::default`] asks for.
+pub const DEFAULT_TRANSCRIPTION_MODEL: &str = "whisper-tiny-en";
+/// Longest text one speech call accepts, in characters (OpenAI's limit, the server's too).
+pub const MAX_SPEECH_CHARS: usize = 4096;
+
+/// What [`crate::Client::speech`] returns: a WAV file, or raw 16-bit little-endian mono samples
+/// at the model's rate (24 kHz).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AudioFormat {
+    #[default]
+    Wav,
+    Pcm,
+}
+
+impl AudioFormat {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AudioFormat::Wav => "wav",
+            AudioFormat::Pcm => "pcm",
+        }
+    }
+}
+
+/// `POST /v1/audio/speech`: `SpeechRequest::new("Coming soon.").voice("heart").speed(1.2)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeechRequest {
+    /// The text to speak: 1–4096 characters.
+    pub input: String,
+    pub model: String,
+    /// One of the model's voices (`GET /v1/models/{model}` lists them).
+    pub voice: String,
+    pub format: AudioFormat,
+    /// 0.25–4 (server default 1).
+    pub speed: Option<f32>,
+}
+
+impl SpeechRequest {
+    /// `input` in [`DEFAULT_SPEECH_MODEL`]'s [`DEFAULT_VOICE`], as WAV.
+    pub fn new(input: impl Into<String>) -> Self {
+        SpeechRequest {
+            input: input.into(),
+            model: DEFAULT_SPEECH_MODEL.into(),
+            voice: DEFAULT_VOICE.into(),
+            format: AudioFormat::Wav,
+            speed: None,
+        }
+    }
+
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    pub fn voice(mut self, voice: impl Into<String>) -> Self {
+        self.voice = voice.into();
+        self
+    }
+
+    pub fn format(mut self, format: AudioFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    pub fn speed(mut self, speed: f32) -> Self {
+        self.speed = Some(speed);
+        self
+    }
+
+    pub(crate) fn body(&self) -> Result<serde_json::Value> {
+        if self.input.is_empty() || self.input.chars().count() > MAX_SPEECH_CHARS {
+            return Err(Error::invalid(
+                "input",
+                format!("must be 1–{MAX_SPEECH_CHARS} characters"),
+            ));
+        }
+        non_empty("model", &self.model)?;
+        non_empty("voice", &self.voice)?;
+        let mut body = serde_json::json!({
+            "input": self.input,
+            "model": self.model,
+            "voice": self.voice,
+            "response_format": self.format.as_str(),
+        });
+        if let Some(speed) = self.speed {
+            body["speed"] = in_range("speed", speed, 0.25, 4.0)?.into();
+        }
+        Ok(body)
+    }
+}
+
+/// A transcript as text rather than JSON ([`crate::Client::transcribe_text`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TranscriptFormat {
+    /// The text, one line.
+    Text,
+    /// SubRip subtitles.
+    Srt,
+    /// WebVTT subtitles.
+    Vtt,
+}
+
+impl TranscriptFormat {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            TranscriptFormat::Text => "text",
+            TranscriptFormat::Srt => "srt",
+            TranscriptFormat::Vtt => "vtt",
+        }
+    }
+}
+
+/// Options of the transcription calls; `TranscriptionRequest::default()` uses
+/// [`DEFAULT_TRANSCRIPTION_MODEL`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TranscriptionRequest {
+    pub model: String,
+    /// Text the speech is likely to contain (names, terms).
+    pub prompt: Option<String>,
+    /// 0–1 (server default 0: greedy).
+    pub temperature: Option<f32>,
+    /// `en` only, with the English models.
+    pub language: Option<String>,
+}
+
+impl Default for TranscriptionRequest {
+    fn default() -> Self {
+        TranscriptionRequest {
+            model: DEFAULT_TRANSCRIPTION_MODEL.into(),
+            prompt: None,
+            temperature: None,
+            language: None,
+        }
+    }
+}
+
+impl TranscriptionRequest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+
+    pub fn prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.prompt = Some(prompt.into());
+        self
+    }
+
+    pub fn temperature(mut self, temperature: f32) -> Self {
+        self.temperature = Some(temperature);
+        self
+    }
+
+    pub fn language(mut self, language: impl Into<String>) -> Self {
+        self.language = Some(language.into());
+        self
+    }
+
+    /// The form fields besides the file.
+    pub(crate) fn fields(&self, response_format: &str) -> Result<Vec<(&'static str, String)>> {
+        non_empty("model", &self.model)?;
+        let mut fields = vec![
+            ("model", self.model.clone()),
+            ("response_format", response_format.to_string()),
+        ];
+        if let Some(p) = &self.prompt {
+            fields.push(("prompt", p.clone()));
+        }
+        if let Some(t) = self.temperature {
+            fields.push((
+                "temperature",
+                in_range("temperature", t, 0.0, 1.0)?.to_string(),
+            ));
+        }
+        if let Some(l) = &self.language {
+            non_empty("language", l)?;
+            fields.push(("language", l.clone()));
+        }
+        Ok(fields)
+    }
+}
+
+/// Options of [`crate::Client::classify_image`]; unset fields take the server's defaults.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageRequest {
+    /// A vision model by name; the server's first one when `None`.
+    pub model: Option<String>,
+    /// Labels to return, 1–1000 (server default 5).
+    pub top_k: Option<usize>,
+    /// Leave out labels scoring below this, 0–1.
+    pub min_score: Option<f32>,
+}
+
+impl ImageRequest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn model(mut self, model: impl Into<String>) -> Self {
+        self.model = Some(model.into());
+        self
+    }
+
+    pub fn top_k(mut self, top_k: usize) -> Self {
+        self.top_k = Some(top_k);
+        self
+    }
+
+    pub fn min_score(mut self, min_score: f32) -> Self {
+        self.min_score = Some(min_score);
+        self
+    }
+
+    pub(crate) fn fields(&self) -> Result<Vec<(&'static str, String)>> {
+        let mut fields = Vec::new();
+        if let Some(m) = &self.model {
+            non_empty("model", m)?;
+            fields.push(("model", m.clone()));
+        }
+        if let Some(k) = self.top_k {
+            if !(1..=1000).contains(&k) {
+                return Err(Error::invalid("top_k", format!("must be 1–1000, got {k}")));
+            }
+            fields.push(("top_k", k.to_string()));
+        }
+        if let Some(s) = self.min_score {
+            fields.push(("min_score", in_range("min_score", s, 0.0, 1.0)?.to_string()));
+        }
+        Ok(fields)
+    }
+}
+
+fn non_empty(param: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(param, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn in_range(param: &str, value: f32, lo: f32, hi: f32) -> Result<f32> {
+    if !(lo..=hi).contains(&value) {
+        return Err(Error::invalid(
+            param,
+            format!("must be {lo}–{hi}, got {value}"),
+        ));
+    }
+    Ok(value)
 }

@@ -1130,19 +1130,26 @@ const EMBED: &str = "all-minilm-l6-v2";
 const CHAT: &str = "smollm2-135m-instruct";
 
 fn model_runtime() -> Arc<marquee_models::Runtime> {
+    runtime_of(&[EMBED, CHAT])
+}
+
+/// The named models from the pulled weights.
+fn runtime_of(models: &[&str]) -> Arc<marquee_models::Runtime> {
     use marquee_models::manifest::Manifest;
     let dir = std::env::var_os("MARQUEE_MODELS_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(marquee_models::pull::default_models_dir);
-    assert!(
-        dir.join(EMBED).is_dir() && dir.join(CHAT).is_dir(),
-        "the test models are not in {}: run `marquee models pull` (scripts/test does)",
-        dir.display()
-    );
+    for model in models {
+        assert!(
+            dir.join(model).is_dir(),
+            "the test model {model} is not in {}: run `marquee models pull` (scripts/test does)",
+            dir.display()
+        );
+    }
     let mut manifest = Manifest::builtin().clone();
     manifest
         .models
-        .retain(|m| m.name == EMBED || m.name == CHAT);
+        .retain(|m| models.contains(&m.name.as_str()));
     Arc::new(marquee_models::Runtime::load(
         &dir,
         &manifest,
@@ -1212,4 +1219,145 @@ async fn embeddings_and_chat_plain_and_streamed_on_real_models() {
         Ok(_) => panic!("a stream for a missing model"),
     };
     assert_eq!((err.status(), err.code()), (Some(404), "model_not_found"));
+}
+
+const SPEECH: &str = "hibari";
+const TRANSCRIBE: &str = "whisper-tiny-en";
+const VISION: &str = "efficientnet-lite0";
+
+fn sample(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/samples")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[tokio::test]
+async fn speech_transcription_and_images_on_real_models() {
+    use marquee_client::{
+        AudioFormat, ImageRequest, SpeechRequest, TranscriptFormat, TranscriptionRequest,
+    };
+    let server = TestServer::start().await;
+    server
+        .service
+        .set_models(runtime_of(&[SPEECH, TRANSCRIBE, VISION]));
+    let key = server.tenant_key("media", json!({"kind": "secret"})).await;
+    let client = server.client(&key);
+
+    // Speech: a 16-bit mono WAV at 24 kHz, or the raw samples.
+    let wav = client
+        .speech(&SpeechRequest::new(
+            "Coming this summer to a theater near you.",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(&wav[..4], b"RIFF");
+    let u16_at = |at: usize| u16::from_le_bytes([wav[at], wav[at + 1]]);
+    let rate = u32::from_le_bytes(wav[24..28].try_into().unwrap());
+    assert_eq!((u16_at(22), rate, u16_at(34)), (1, 24_000, 16));
+    let seconds = (wav.len() - 44) as f64 / (2.0 * rate as f64);
+    assert!((1.0..10.0).contains(&seconds), "{seconds} s");
+    let pcm = client
+        .speech(
+            &SpeechRequest::new("Coming soon.")
+                .format(AudioFormat::Pcm)
+                .speed(1.2),
+        )
+        .await
+        .unwrap();
+    assert!(!pcm.starts_with(b"RIFF") && !pcm.is_empty() && pcm.len() % 2 == 0);
+
+    // Transcription of a recording, as JSON, text, verbose JSON and subtitles.
+    let recording = sample("speech_hibari_16k.wav");
+    let options = TranscriptionRequest::new();
+    let t = client.transcribe(&recording, &options).await.unwrap();
+    assert!(t.text.to_lowercase().contains("dragons"), "{t:?}");
+    assert_eq!(
+        (t.usage.kind.as_str(), t.usage.seconds > 0),
+        ("duration", true)
+    );
+    let text = client
+        .transcribe_text(&recording, TranscriptFormat::Text, &options)
+        .await
+        .unwrap();
+    assert_eq!(text.trim(), t.text.trim());
+    let verbose = client
+        .transcribe_verbose(&recording, &options.clone().temperature(0.0))
+        .await
+        .unwrap();
+    assert_eq!(verbose.text, t.text);
+    let (first, last) = (&verbose.segments[0], verbose.segments.last().unwrap());
+    assert!(
+        first.start < last.end && last.end <= verbose.duration + 0.5,
+        "{verbose:?}"
+    );
+    let srt = client
+        .transcribe_text(&recording, TranscriptFormat::Srt, &options)
+        .await
+        .unwrap();
+    assert!(srt.starts_with("1\n") && srt.contains(" --> "), "{srt}");
+
+    // What `speech` says, `transcribe` hears.
+    let spoken = client
+        .speech(&SpeechRequest::new("The heist begins at midnight."))
+        .await
+        .unwrap();
+    let heard = client.transcribe(&spoken, &options).await.unwrap().text;
+    assert!(heard.to_lowercase().contains("midnight"), "{heard}");
+
+    // Image classification.
+    let image = sample("chelsea.png");
+    let answer = client
+        .classify_image(&image, &ImageRequest::new().top_k(3))
+        .await
+        .unwrap();
+    assert_eq!((answer.model.as_str(), answer.labels.len()), (VISION, 3));
+    assert!(answer.labels[0].label.contains("cat"), "{answer:?}");
+    assert!(answer.labels[0].score >= answer.labels[1].score);
+    assert_eq!(
+        (answer.image.width, answer.image.height, answer.usage.images),
+        (451, 300, 1)
+    );
+    let same = client
+        .classify_image(&image, &ImageRequest::new().top_k(1).min_score(0.1))
+        .await
+        .unwrap();
+    assert_eq!(same.labels[0].label, answer.labels[0].label);
+
+    // Refused before sending; and what the server refuses arrives as its error.
+    for err in [
+        client.speech(&SpeechRequest::new("")).await.unwrap_err(),
+        client
+            .speech(&SpeechRequest::new("x".repeat(4097)))
+            .await
+            .unwrap_err(),
+        client
+            .speech(&SpeechRequest::new("hi").speed(9.0))
+            .await
+            .unwrap_err(),
+        client.transcribe(&[], &options).await.unwrap_err(),
+        client
+            .classify_image(&image, &ImageRequest::new().top_k(0))
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(
+            (err.status(), err.code()),
+            (None, "invalid_argument"),
+            "{err}"
+        );
+    }
+    let err = client
+        .speech(&SpeechRequest::new("hi").model("nope"))
+        .await
+        .unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), "model_not_found"));
+    let err = client
+        .classify_image(b"not an image", &ImageRequest::new())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(400), "unsupported_image_format")
+    );
 }

@@ -31,6 +31,10 @@ use std::sync::{Arc, LazyLock};
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+pub use marquee_core::{
+    AudioUsage, ImageClassification, ImageInfo, ImageLabel, ImageUsage, TranscriptSegment,
+    Transcription, VerboseTranscription,
+};
 use marquee_core::{ModelVersionInfo, TenantInfo, Timestamp};
 use marquee_platform::{Money, Period, Unit, Units};
 use serde::Serialize;
@@ -1009,14 +1013,6 @@ pub struct ScoredLabel {
     pub score: f32,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ImageInfo {
-    pub width: u32,
-    pub height: u32,
-    /// `png`, `jpeg` or `webp`.
-    pub format: String,
-}
-
 /// What to draft for an item.
 #[derive(Serialize, ToSchema)]
 pub struct CopyRequest {
@@ -1323,49 +1319,6 @@ pub struct TranscriptionForm {
     pub timestamp_granularities: Option<Vec<String>>,
 }
 
-/// A transcript (`response_format` `json`).
-#[derive(Serialize, ToSchema)]
-pub struct Transcription {
-    pub text: String,
-    pub usage: AudioUsage,
-}
-
-/// A transcript with its segments (`response_format` `verbose_json`).
-#[derive(Serialize, ToSchema)]
-pub struct VerboseTranscription {
-    #[schema(examples("transcribe"))]
-    pub task: String,
-    pub language: String,
-    /// Seconds.
-    pub duration: f64,
-    pub text: String,
-    pub segments: Vec<TranscriptSegment>,
-    pub usage: AudioUsage,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct TranscriptSegment {
-    pub id: u64,
-    pub seek: u64,
-    pub start: f64,
-    pub end: f64,
-    pub text: String,
-    pub tokens: Vec<u32>,
-    pub temperature: f64,
-    pub avg_logprob: f64,
-    pub compression_ratio: f64,
-    pub no_speech_prob: f64,
-}
-
-/// Audio is billed by the millisecond; `usage` rounds up to seconds, as OpenAI's does.
-#[derive(Serialize, ToSchema)]
-pub struct AudioUsage {
-    #[serde(rename = "type")]
-    #[schema(examples("duration"))]
-    pub kind: String,
-    pub seconds: u64,
-}
-
 /// The form of the image routes.
 #[derive(Serialize, ToSchema)]
 pub struct ImageForm {
@@ -1381,30 +1334,6 @@ pub struct ImageForm {
     /// Leave out labels scoring below this (0 to 1).
     #[serde(default)]
     pub min_score: Option<f32>,
-}
-
-/// The most likely ImageNet labels of an image.
-#[derive(Serialize, ToSchema)]
-pub struct ImageClassification {
-    #[schema(examples("image.classification"))]
-    pub object: String,
-    pub model: String,
-    pub labels: Vec<ImageLabel>,
-    pub image: ImageInfo,
-    pub usage: ImageUsage,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ImageLabel {
-    pub label: String,
-    /// The class's index in the model's label list.
-    pub index: u64,
-    pub score: f32,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ImageUsage {
-    pub images: u64,
 }
 
 // Gorse-compatible API (`/api/`): Gorse's field names, as `routes/gorse.rs` writes and reads

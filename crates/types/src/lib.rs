@@ -3,7 +3,8 @@
 //! The server serializes these and the Rust SDK deserializes the very same types, so the two
 //! cannot drift apart: catalogue, users and feedback, recommendations and profiles, listing
 //! pages ([`Page`]), usage reports ([`UsageReport`]) and the OpenAI-shaped model answers
-//! ([`Embeddings`], [`ChatCompletion`], [`ChatChunk`]). Inputs reject unknown fields, so a typo is a clear error instead of
+//! ([`Embeddings`], [`ChatCompletion`], [`ChatChunk`], [`Transcription`],
+//! [`ImageClassification`]). Inputs reject unknown fields, so a typo is a clear error instead of
 //! silently ignored data. Times are accepted as RFC 3339 strings or Unix seconds, kept as Unix
 //! milliseconds and written as RFC 3339.
 
@@ -12,10 +13,15 @@ use std::borrow::Cow;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+mod media;
 mod openai;
 mod page;
 mod usage;
 
+pub use media::{
+    AudioUsage, ImageClassification, ImageInfo, ImageLabel, ImageUsage, TranscriptSegment,
+    Transcription, VerboseTranscription,
+};
 pub use openai::{
     AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ChatUsage,
     ChunkChoice, Delta, Embedding, EmbeddingUsage, EmbeddingVector, Embeddings,

@@ -14,12 +14,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use marquee_core::ModelError;
+use marquee_core::{
+    AudioUsage, ModelError, TranscriptSegment, Transcription, VerboseTranscription,
+};
 use marquee_models::speech::{SpeechEvent, to_pcm16le, wav_header};
 use marquee_models::transcription::{Transcript, TranscriptionParams};
 use marquee_platform::Capability;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::models::{check_form_fields, invalid_param, openai_parse};
@@ -416,10 +418,10 @@ pub async fn transcriptions(
         .await?;
     let seconds = transcript.duration;
     let response = match format {
-        TranscriptFormat::Json => axum::Json(json!({
-            "text": transcript.text,
-            "usage": {"type": "duration", "seconds": seconds.ceil() as u64},
-        }))
+        TranscriptFormat::Json => axum::Json(Transcription {
+            text: transcript.text,
+            usage: AudioUsage::duration(seconds),
+        })
         .into_response(),
         TranscriptFormat::VerboseJson => axum::Json(verbose_json(&transcript)).into_response(),
         TranscriptFormat::Text => text_response(
@@ -439,33 +441,32 @@ pub async fn transcriptions(
 /// The longest audio a transcription is reserved for before its real duration is known.
 const MAX_ESTIMATED_AUDIO_MS: u64 = 3_600_000;
 
-fn verbose_json(t: &Transcript) -> Value {
-    let segments: Vec<Value> = t
+fn verbose_json(t: &Transcript) -> VerboseTranscription {
+    let segments = t
         .segments
         .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "seek": 0,
-                "start": s.start,
-                "end": s.end,
-                "text": s.text,
-                "tokens": s.tokens,
-                "temperature": 0.0,
-                "avg_logprob": s.avg_logprob,
-                "compression_ratio": 0.0,
-                "no_speech_prob": s.no_speech_prob,
-            })
+        .map(|s| TranscriptSegment {
+            avg_logprob: s.avg_logprob,
+            // Not measured: OpenAI's field, kept for its clients.
+            compression_ratio: 0.0,
+            end: s.end,
+            id: s.id as u64,
+            no_speech_prob: s.no_speech_prob,
+            seek: 0,
+            start: s.start,
+            temperature: 0.0,
+            text: s.text.clone(),
+            tokens: s.tokens.clone(),
         })
         .collect();
-    json!({
-        "task": "transcribe",
-        "language": "english",
-        "duration": t.duration,
-        "text": t.text,
-        "segments": segments,
-        "usage": {"type": "duration", "seconds": t.duration.ceil() as u64},
-    })
+    VerboseTranscription {
+        duration: t.duration,
+        language: "english".into(),
+        segments,
+        task: "transcribe".into(),
+        text: t.text.clone(),
+        usage: AudioUsage::duration(t.duration),
+    }
 }
 
 fn text_response(content_type: &'static str, text: String) -> Response {

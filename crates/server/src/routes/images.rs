@@ -13,6 +13,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use base64::Engine;
+use marquee_core::{ImageClassification, ImageInfo, ImageLabel, ImageUsage};
 use marquee_models::vision::{Classification, VisionService};
 use marquee_platform::Capability;
 use serde::Deserialize;
@@ -181,11 +182,15 @@ fn check_min_score(min_score: Option<f32>) -> ApiResult<f32> {
     Ok(s)
 }
 
-fn labels_json(c: &Classification, min_score: f32) -> Vec<Value> {
+fn labels(c: &Classification, min_score: f32) -> Vec<ImageLabel> {
     c.labels
         .iter()
         .filter(|l| l.score >= min_score)
-        .map(|l| json!({"label": l.label, "index": l.index, "score": l.score}))
+        .map(|l| ImageLabel {
+            index: l.index as u64,
+            label: l.label.clone(),
+            score: l.score as f64,
+        })
         .collect()
 }
 
@@ -226,13 +231,17 @@ pub async fn classify(
     let result = service
         .classify(input.data, input.top_k.unwrap_or(DEFAULT_TOP_K))
         .await?;
-    let answer = Json(json!({
-        "object": "image.classification",
-        "model": service.name(),
-        "labels": labels_json(&result, min_score),
-        "image": {"width": result.width, "height": result.height, "format": result.format},
-        "usage": {"images": 1},
-    }));
+    let answer = Json(ImageClassification {
+        image: ImageInfo {
+            format: result.format.into(),
+            height: result.height,
+            width: result.width,
+        },
+        labels: labels(&result, min_score),
+        model: service.name().into(),
+        object: ImageClassification::OBJECT.into(),
+        usage: ImageUsage { images: 1 },
+    });
     billed(charge, one, answer).await
 }
 
