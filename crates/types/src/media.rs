@@ -111,3 +111,78 @@ pub struct ImageInfo {
 pub struct ImageUsage {
     pub images: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The bytes the server wrote when it built these answers as `json!` maps (f32 scores
+    /// widened to f64, keys sorted) are the bytes the types write.
+    #[test]
+    fn answers_serialize_as_the_maps_they_replaced() {
+        let score = 0.876_543_2f32;
+        let image = ImageClassification {
+            image: ImageInfo {
+                format: "png".into(),
+                height: 300,
+                width: 451,
+            },
+            labels: vec![ImageLabel {
+                index: 281,
+                label: "tabby".into(),
+                score: score as f64,
+            }],
+            model: "efficientnet-lite0".into(),
+            object: ImageClassification::OBJECT.into(),
+            usage: ImageUsage { images: 1 },
+        };
+        let map = json!({
+            "object": "image.classification",
+            "model": "efficientnet-lite0",
+            "labels": [{"label": "tabby", "index": 281usize, "score": score}],
+            "image": {"width": 451u32, "height": 300u32, "format": "png"},
+            "usage": {"images": 1},
+        });
+        assert_eq!(
+            serde_json::to_string(&image).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+
+        let verbose = VerboseTranscription {
+            duration: 2.5,
+            language: "english".into(),
+            segments: vec![TranscriptSegment {
+                avg_logprob: -0.25,
+                compression_ratio: 0.0,
+                end: 2.4,
+                id: 0,
+                no_speech_prob: 0.01,
+                seek: 0,
+                start: 0.0,
+                temperature: 0.0,
+                text: " Hello.".into(),
+                tokens: vec![50364, 2425],
+            }],
+            task: "transcribe".into(),
+            text: "Hello.".into(),
+            usage: AudioUsage::duration(2.5),
+        };
+        let map = json!({
+            "task": "transcribe",
+            "language": "english",
+            "duration": 2.5,
+            "text": "Hello.",
+            "segments": [{
+                "id": 0usize, "seek": 0, "start": 0.0, "end": 2.4, "text": " Hello.",
+                "tokens": [50364u32, 2425u32], "temperature": 0.0, "avg_logprob": -0.25,
+                "compression_ratio": 0.0, "no_speech_prob": 0.01,
+            }],
+            "usage": {"type": "duration", "seconds": 3u64},
+        });
+        assert_eq!(
+            serde_json::to_string(&verbose).unwrap(),
+            serde_json::to_string(&map).unwrap()
+        );
+    }
+}
