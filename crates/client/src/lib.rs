@@ -891,11 +891,10 @@ impl Client {
         request: &ChatRequest,
     ) -> Result<impl Stream<Item = Result<ChatChunk>> + Send + 'static> {
         let body = chat_body(request, true)?;
-        let what = "POST /v1/chat/completions";
         let call = Call {
             method: Method::POST,
             url: self.url(&["v1", "chat", "completions"], &[]),
-            body: Some(serde_json::to_vec(&body).map_err(|e| decode_error(what, e))?),
+            body: Some(json_body(&body)?),
             content_type: None,
             retry: Retry::Never,
         };
@@ -951,11 +950,10 @@ impl Client {
     /// `POST /v1/audio/speech`: the request's text spoken, as the bytes of a WAV file (or raw
     /// 16-bit PCM at the model's rate). Retried like a read: synthesis stores nothing.
     pub async fn speech(&self, request: &SpeechRequest) -> Result<Vec<u8>> {
-        let body = request.body()?;
         let call = Call {
             method: Method::POST,
             url: self.url(&["v1", "audio", "speech"], &[]),
-            body: Some(serde_json::to_vec(&body).map_err(|e| decode_error("speech", e))?),
+            body: Some(json_body(&request.body()?)?),
             content_type: None,
             retry: Retry::Idempotent,
         };
@@ -968,7 +966,8 @@ impl Client {
         audio: &[u8],
         options: &TranscriptionRequest,
     ) -> Result<Transcription> {
-        self.transcription_json(audio, options, "json").await
+        let bytes = self.transcription(audio, options, "json").await?;
+        decode(TRANSCRIPTIONS, &bytes)
     }
 
     /// [`Client::transcribe`] with the timed segments (`verbose_json`).
@@ -977,19 +976,8 @@ impl Client {
         audio: &[u8],
         options: &TranscriptionRequest,
     ) -> Result<VerboseTranscription> {
-        self.transcription_json(audio, options, "verbose_json")
-            .await
-    }
-
-    async fn transcription_json<T: DeserializeOwned>(
-        &self,
-        audio: &[u8],
-        options: &TranscriptionRequest,
-        response_format: &str,
-    ) -> Result<T> {
-        let call = self.transcription_call(audio, options, response_format)?;
-        let bytes = self.bytes(&call).await?;
-        serde_json::from_slice(&bytes).map_err(|e| decode_error("POST /v1/audio/transcriptions", e))
+        let bytes = self.transcription(audio, options, "verbose_json").await?;
+        decode(TRANSCRIPTIONS, &bytes)
     }
 
     /// [`Client::transcribe`] as plain text or subtitles (SRT, WebVTT).
@@ -999,32 +987,30 @@ impl Client {
         format: TranscriptFormat,
         options: &TranscriptionRequest,
     ) -> Result<String> {
-        let call = self.transcription_call(audio, options, format.as_str())?;
-        let bytes = self.bytes(&call).await?;
+        let bytes = self.transcription(audio, options, format.as_str()).await?;
         String::from_utf8(bytes).map_err(|e| Error::Decode {
-            what: "POST /v1/audio/transcriptions".into(),
+            what: TRANSCRIPTIONS.into(),
             message: e.to_string(),
         })
     }
 
-    fn transcription_call(
+    /// The answer's bytes of a transcription in `response_format`.
+    async fn transcription(
         &self,
         audio: &[u8],
         options: &TranscriptionRequest,
         response_format: &str,
-    ) -> Result<Call> {
+    ) -> Result<Vec<u8>> {
         if audio.is_empty() {
             return Err(Error::invalid("audio", "must not be empty"));
         }
         let fields = options.fields(response_format)?;
-        let (content_type, body) = multipart(&fields, ("audio.wav", "audio/wav", audio));
-        Ok(Call {
-            method: Method::POST,
-            url: self.url(&["v1", "audio", "transcriptions"], &[]),
-            body: Some(body),
-            content_type: Some(content_type),
-            retry: Retry::Idempotent,
-        })
+        let call = self.upload(
+            &["v1", "audio", "transcriptions"],
+            &fields,
+            ("audio.wav", "audio/wav", audio),
+        );
+        self.bytes(&call).await
     }
 
     /// `POST /v1/images/classify`: the most likely ImageNet labels of a PNG, JPEG or WebP
@@ -1038,16 +1024,29 @@ impl Client {
             return Err(Error::invalid("image", "must not be empty"));
         }
         let fields = options.fields()?;
-        let (content_type, body) = multipart(&fields, ("image", "application/octet-stream", image));
-        let call = Call {
+        let call = self.upload(
+            &["v1", "images", "classify"],
+            &fields,
+            ("image", "application/octet-stream", image),
+        );
+        decode("POST /v1/images/classify", &self.bytes(&call).await?)
+    }
+
+    /// A retryable multipart `POST` of `fields` and one `file` (see [`multipart`]).
+    fn upload(
+        &self,
+        segments: &[&str],
+        fields: &[(&str, String)],
+        file: (&str, &str, &[u8]),
+    ) -> Call {
+        let (content_type, body) = multipart(fields, file);
+        Call {
             method: Method::POST,
-            url: self.url(&["v1", "images", "classify"], &[]),
+            url: self.url(segments, &[]),
             body: Some(body),
             content_type: Some(content_type),
             retry: Retry::Idempotent,
-        };
-        let bytes = self.bytes(&call).await?;
-        serde_json::from_slice(&bytes).map_err(|e| decode_error("POST /v1/images/classify", e))
+        }
     }
 
     /// Sends `call` and reads the whole answer.
@@ -1057,7 +1056,7 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| transport_error(e, self.inner.timeout))?;
-        Ok(bytes.to_vec())
+        Ok(bytes.into())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1089,23 +1088,14 @@ impl Client {
         body: Option<&B>,
         retry: Retry,
     ) -> Result<T> {
-        let body = body
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(|e| Error::invalid("body", format!("cannot serialize: {e}")))?;
         let call = Call {
             method,
             url,
-            body,
+            body: body.map(json_body).transpose()?,
             content_type: None,
             retry,
         };
-        let response = self.execute(&call, true).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(e, self.inner.timeout))?;
-        serde_json::from_slice(&bytes).map_err(|e| decode_error(what, e))
+        decode(what, &self.bytes(&call).await?)
     }
 
     async fn empty(&self, method: Method, url: Url, retry: Retry) -> Result<()> {
@@ -1434,6 +1424,18 @@ async fn collect<T>(stream: impl Stream<Item = Result<T>>) -> Result<Vec<T>> {
     }
     Ok(out)
 }
+
+/// A request body as JSON.
+fn json_body<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>> {
+    serde_json::to_vec(body).map_err(|e| Error::invalid("body", format!("cannot serialize: {e}")))
+}
+
+/// The JSON answer of the call `what`.
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| decode_error(what, e))
+}
+
+const TRANSCRIPTIONS: &str = "POST /v1/audio/transcriptions";
 
 /// A `multipart/form-data` body of text `fields` and one file `(filename, media type, bytes)`
 /// under the name `file`, and its `Content-Type` (with the boundary). Built whole, so that a
