@@ -115,24 +115,26 @@ pub fn auto_select(train: &Interactions, seed: u64) -> AlgorithmConfig {
 /// memory budget of 6 GiB, and (direct route) is not slower than about a minute on 2 cores.
 pub fn ease_fits(data: &Interactions) -> bool {
     let (u, n) = (data.n_users() as f64, data.n_items() as f64);
-    if data.n_items() > TrainOptions::default().max_dense_items || data.nnz() == 0 {
+    if !dense_ease_allowed(data) {
         return false;
     }
     if ease::prefers_woodbury(data) {
         4.0 * n * n + 8.0 * u * u + 4.0 * u * n <= EASE_MAX_BYTES
     } else {
-        8.0 * n * n <= EASE_MAX_BYTES && n * n * n * DIRECT_S_PER_N3 <= 60.0
+        direct_route_fits(n)
     }
 }
 
-/// Whether EASE's direct route on `data` fits the memory budget and about a minute on 2 cores
-/// (session-weighted EASE has no other route).
-fn direct_ease_fits(data: &Interactions) -> bool {
-    let n = data.n_items() as f64;
-    data.n_items() <= TrainOptions::default().max_dense_items
-        && data.nnz() > 0
-        && 8.0 * n * n <= EASE_MAX_BYTES
-        && n * n * n * DIRECT_S_PER_N3 <= 60.0
+/// Whether EASE may be fitted on `data` at all: some interactions, and no more items than
+/// [`TrainOptions::max_dense_items`].
+fn dense_ease_allowed(data: &Interactions) -> bool {
+    data.n_items() <= TrainOptions::default().max_dense_items && data.nnz() > 0
+}
+
+/// Whether the direct route on `n` items (a second n×n matrix) fits the memory budget and
+/// about a minute on 2 cores.
+fn direct_route_fits(n: f64) -> bool {
+    8.0 * n * n <= EASE_MAX_BYTES && n * n * n * DIRECT_S_PER_N3 <= 60.0
 }
 
 /// Whether any user's interactions carry different timestamps (without that, session
@@ -477,8 +479,19 @@ impl Search<'_> {
     fn search_ease_session(&mut self, lambda: f32, estimate_s: f64, budget_s: f64) {
         let start = Instant::now();
         let data = &self.folds[0].split.train;
-        let config = |tau: f32, m: f32, factor: f32| AlgorithmConfig::Ease {
-            lambda: lambda * ease::session_shrink(data, tau, m) * factor,
+        // Each (τ, m) is tried at up to three λ: its shrink (a pass over all co-occurrences)
+        // is computed once.
+        let mut shrinks: Vec<((f32, f32), f32)> = Vec::new();
+        let mut shrink = |tau: f32, m: f32| match shrinks.iter().find(|s| s.0 == (tau, m)) {
+            Some(&(_, s)) => s,
+            None => {
+                let s = ease::session_shrink(data, tau, m);
+                shrinks.push(((tau, m), s));
+                s
+            }
+        };
+        let mut config = |tau: f32, m: f32, factor: f32| AlgorithmConfig::Ease {
+            lambda: lambda * shrink(tau, m) * factor,
             dropout: 0.0,
             user_norm: 0.0,
             free_diagonal: false,
@@ -705,10 +718,12 @@ pub fn auto_select_report(data: &Interactions, seed: u64) -> Selection {
     if ease_fits(data) {
         // Same data-driven centre as `default_for`.
         let centre = (10.0 * inner.nnz() as f32 / inner.n_items() as f32).clamp(10.0, 1000.0);
+        // Estimated seconds of one candidate's direct-route fits over all folds.
+        let direct_fits = (inner.n_items() as f64).powi(3) * DIRECT_S_PER_N3 * folds.len() as f64;
         let per_fit = if search.woodbury_ease {
             0.0
         } else {
-            (inner.n_items() as f64).powi(3) * DIRECT_S_PER_N3 * folds.len() as f64
+            direct_fits
         };
         let affordable = |fits: usize| (fits + 1) as f64 * per_fit <= EASE_DIRECT_BUDGET_S;
         search.search_ease(centre, affordable);
@@ -719,10 +734,9 @@ pub fn auto_select_report(data: &Interactions, seed: u64) -> Selection {
         search.search_ease_normalised(affordable);
         if let Some(lambda) = plain_lambda
             && has_sessions(inner)
-            && direct_ease_fits(data)
+            && direct_route_fits(data.n_items() as f64)
         {
-            let per_fit = (inner.n_items() as f64).powi(3) * DIRECT_S_PER_N3 * folds.len() as f64;
-            search.search_ease_session(lambda, per_fit, EASE_SESSION_BUDGET_S);
+            search.search_ease_session(lambda, direct_fits, EASE_SESSION_BUDGET_S);
         }
     }
     search.search_ials(seed);
