@@ -4,6 +4,8 @@
 //! them in when it built them as `serde_json` maps, so the bytes on the wire are unchanged; and
 //! scores and times are `f64`, the precision those maps carried them in.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// A transcript (`POST /v1/audio/transcriptions`, `response_format` `json`).
@@ -75,14 +77,22 @@ pub struct ImageClassification {
     /// Most likely first.
     pub labels: Vec<ImageLabel>,
     pub model: String,
-    #[cfg_attr(feature = "openapi", schema(examples("image.classification")))]
-    pub object: String,
+    #[serde(default = "ImageClassification::object")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, required = true, examples("image.classification"))
+    )]
+    pub object: Cow<'static, str>,
     pub usage: ImageUsage,
 }
 
 impl ImageClassification {
     /// The value of `object`.
     pub const OBJECT: &'static str = "image.classification";
+
+    fn object() -> Cow<'static, str> {
+        Cow::Borrowed(Self::OBJECT)
+    }
 }
 
 /// One class of an [`ImageClassification`].
@@ -134,7 +144,7 @@ mod tests {
                 score: score as f64,
             }],
             model: "efficientnet-lite0".into(),
-            object: ImageClassification::OBJECT.into(),
+            object: ImageClassification::object(),
             usage: ImageUsage { images: 1 },
         };
         let map = json!({

@@ -239,7 +239,7 @@ pub async fn classify(
         },
         labels: labels(&result, min_score),
         model: service.name().into(),
-        object: ImageClassification::OBJECT.into(),
+        object: std::borrow::Cow::Borrowed(ImageClassification::OBJECT),
         usage: ImageUsage { images: 1 },
     });
     billed(charge, one, answer).await
