@@ -608,6 +608,26 @@ fn chromium_dump_dom(url: &str, profile: &Path) -> (String, String) {
 }
 
 /// The lines the page wrote into `<pre id="results">`, as (name, text).
+/// Opens `site`'s `page.html` in headless Chromium (profile in `profile`) and checks that the
+/// page ran to its end on that origin; returns its results and, for assertion messages, what it
+/// showed, its DOM, what it requested and Chromium's log (`label` names the case).
+fn open_page(site: &StaticSite, profile: &Path, label: &str) -> (Vec<(String, String)>, String) {
+    let (dom, log) = chromium_dump_dom(&format!("{}/page.html", site.origin), profile);
+    let results = page_results(&dom);
+    let context = format!(
+        "the page on {} ({label}) showed {results:?}\nDOM:\n{dom}\nrequested: {:?}\nchromium:\n{log}",
+        site.origin,
+        site.requested()
+    );
+    assert_eq!(result(&results, "done"), Some("yes"), "{context}");
+    assert_eq!(
+        result(&results, "origin"),
+        Some(site.origin.as_str()),
+        "{context}"
+    );
+    (results, context)
+}
+
 fn page_results(dom: &str) -> Vec<(String, String)> {
     let Some(start) = dom.find("<pre id=\"results\">") else {
         return Vec::new();
@@ -727,22 +747,7 @@ fn the_built_sdk_works_in_headless_chromium_from_an_allowed_origin_only() {
     elsewhere.set_page(&page);
 
     let started = Instant::now();
-    let (dom, log) = chromium_dump_dom(
-        &format!("{}/page.html", allowed.origin),
-        &dir.path().join("chromium-allowed"),
-    );
-    let results = page_results(&dom);
-    let context = format!(
-        "the page on {} (allowed) showed {results:?}\nDOM:\n{dom}\nrequested: {:?}\nchromium:\n{log}",
-        allowed.origin,
-        allowed.requested()
-    );
-    assert_eq!(result(&results, "done"), Some("yes"), "{context}");
-    assert_eq!(
-        result(&results, "origin"),
-        Some(allowed.origin.as_str()),
-        "{context}"
-    );
+    let (results, context) = open_page(&allowed, &dir.path().join("chromium-allowed"), "allowed");
     assert_eq!(
         result(&results, "recommend"),
         Some(format!("ok {}", titles.join(" | ")).as_str()),
@@ -795,21 +800,10 @@ fn the_built_sdk_works_in_headless_chromium_from_an_allowed_origin_only() {
 
     // The same page from an origin the key does not list: the server refuses it, with the
     // CORS headers that let the page read why.
-    let (dom, log) = chromium_dump_dom(
-        &format!("{}/page.html", elsewhere.origin),
+    let (results, context) = open_page(
+        &elsewhere,
         &dir.path().join("chromium-elsewhere"),
-    );
-    let results = page_results(&dom);
-    let context = format!(
-        "the page on {} (not allowed) showed {results:?}\nDOM:\n{dom}\nrequested: {:?}\nchromium:\n{log}",
-        elsewhere.origin,
-        elsewhere.requested()
-    );
-    assert_eq!(result(&results, "done"), Some("yes"), "{context}");
-    assert_eq!(
-        result(&results, "origin"),
-        Some(elsewhere.origin.as_str()),
-        "{context}"
+        "not allowed",
     );
     let refused = "refused PermissionDeniedError status=403 code=origin_not_allowed";
     assert_eq!(result(&results, "recommend"), Some(refused), "{context}");

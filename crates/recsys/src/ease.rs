@@ -1191,10 +1191,7 @@ mod tests {
             }
             // And it is not plain EASE at the same λ.
             let plain = fit(&d, EaseParams::plain(2.0)).unwrap();
-            let diff = plain
-                .iter()
-                .zip(&want)
-                .fold(0f64, |m, (&x, y)| m.max((x as f64 - y).abs()));
+            let diff = max_off_diagonal_err(&plain, &want, d.n_items());
             assert!(
                 diff > 0.05 * max,
                 "{nu}×{ni}: normalisation changed nothing"
